@@ -112,18 +112,12 @@ export function int64Tensor(name: string, dims: readonly number[], values: reado
   return onnx.TensorProto.create({ name, dims: [...dims], dataType: DataType.INT64, rawData: bytes });
 }
 
-/** Builds a float32 value info with a fixed or symbolic shape. */
-export function float32ValueInfo(name: string, shape: readonly (number | string)[]): ValueInfoProto {
+/** Builds a float32 value info with a fixed or symbolic shape, or with no shape when it is omitted. */
+export function float32ValueInfo(name: string, shape?: readonly (number | string)[]): ValueInfoProto {
+  const dims = shape?.map((dim) => (typeof dim === 'number' ? { dimValue: dim } : { dimParam: dim }));
   return onnx.ValueInfoProto.create({
     name,
-    type: {
-      tensorType: {
-        elemType: DataType.FLOAT,
-        shape: {
-          dim: shape.map((dim) => (typeof dim === 'number' ? { dimValue: dim } : { dimParam: dim })),
-        },
-      },
-    },
+    type: { tensorType: dims ? { elemType: DataType.FLOAT, shape: { dim: dims } } : { elemType: DataType.FLOAT } },
   });
 }
 

@@ -1,0 +1,97 @@
+// `multitag train`: train a classifier on a data folder and print its test metrics.
+import { Command, Option } from 'commander';
+import { parseChannelTriple } from '../../backbone/preprocessing.js';
+import { defaultTrainOptions, type TrainOptions } from '../../train/options.js';
+import { monitoredMetrics, type MonitoredMetric } from '../../train/record.js';
+import { train } from '../../train/train.js';
+import { metricsTable } from '../format.js';
+import { integerOption, numberOption, positiveNumberOption } from '../options.js';
+import type { Terminal } from '../terminal.js';
+
+interface TrainFlags {
+  data: string;
+  backbone: string;
+  out: string;
+  trainCsv: string;
+  trainImages: string;
+  testCsv: string;
+  testImages: string;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  weightDecay: number;
+  patience: number;
+  monitor: MonitoredMetric;
+  checkpointEvery: number;
+  seed: number;
+  cacheViews: number;
+  featureNode?: string;
+  inputSize?: number;
+  mean?: string;
+  std?: string;
+  maxPixels: number;
+  threads?: number;
+}
+
+/** Adds the train command to `program`. */
+export function addTrainCommand(program: Command, terminal: () => Terminal): void {
+  const defaults = defaultTrainOptions;
+  program
+    .command('train')
+    .description('Train a multi-label classifier on a data folder by transfer learning, then print its test metrics.')
+    .requiredOption('--data <dir>', 'data folder holding train_label.csv, train/, test_label.csv and test/')
+    .option('--backbone <name|path>', 'pretrained backbone: a catalog name (mobilenet_v2, downloaded once) or the path of an .onnx file', 'mobilenet_v2')
+    .requiredOption('--out <dir>', 'run folder to create for the config, logs, checkpoints and the best model; must be new or empty')
+    .option('--train-csv <name>', 'training label CSV inside the data folder', 'train_label.csv')
+    .option('--train-images <name>', 'training image folder inside the data folder', 'train')
+    .option('--test-csv <name>', 'test label CSV inside the data folder', 'test_label.csv')
+    .option('--test-images <name>', 'test image folder inside the data folder', 'test')
+    .option('--epochs <count>', 'maximum epochs with the backbone frozen', integerOption(1), defaults.epochs)
+    .option('--batch-size <images>', 'images per optimizer step', integerOption(1, 4096), defaults.batchSize)
+    .option('--lr <rate>', 'AdamW learning rate with the backbone frozen', positiveNumberOption(), defaults.learningRate)
+    .option('--weight-decay <factor>', 'AdamW decoupled weight decay', numberOption(0, 1), defaults.weightDecay)
+    .option('--patience <epochs>', 'stop after this many epochs without improvement of the monitored metric', integerOption(1), defaults.patience)
+    .addOption(new Option('--monitor <metric>', 'test metric that picks the best epoch and drives early stopping (costs are minimised, F1 and mAP maximised)').choices(monitoredMetrics).default(defaults.monitor))
+    .option('--checkpoint-every <epochs>', 'write a resumable checkpoint every this many epochs', integerOption(1), defaults.checkpointEvery)
+    .option('--seed <integer>', 'seed of every random choice (initialisation, order, augmentation)', integerOption(0, 2 ** 32 - 1), defaults.seed)
+    .option('--cache-views <count>', 'augmented views per training image to compute once and reuse; 0 augments afresh every epoch', integerOption(0, 100), defaults.cacheViews)
+    .option('--feature-node <name>', 'tensor (or node) of the backbone holding the pooled features; found automatically when omitted')
+    .option('--input-size <pixels>', 'side of the square backbone input; read from the model or its metadata when omitted', integerOption(8, 4096))
+    .option('--mean <r,g,b>', 'per-channel mean on the 0..1 pixel scale, e.g. 0.485,0.456,0.406; read from the backbone metadata when omitted')
+    .option('--std <r,g,b>', 'per-channel standard deviation on the 0..1 pixel scale, e.g. 0.229,0.224,0.225; read from the backbone metadata when omitted')
+    .option('--max-pixels <count>', 'largest accepted image in pixels (width x height), checked before decoding', integerOption(1), defaults.maxPixels)
+    .option('--threads <count>', 'onnxruntime intra-op threads (default: number of logical cores)', integerOption(1, 256))
+    .action(async (flags: TrainFlags) => {
+      const { log, onProgress } = terminal();
+      const options: TrainOptions = {
+        dataDir: flags.data,
+        layout: { trainCsv: flags.trainCsv, trainImages: flags.trainImages, testCsv: flags.testCsv, testImages: flags.testImages },
+        backbone: {
+          source: flags.backbone,
+          featureNode: flags.featureNode,
+          preprocessing: {
+            inputSize: flags.inputSize,
+            mean: flags.mean === undefined ? undefined : parseChannelTriple(flags.mean, '--mean', false),
+            std: flags.std === undefined ? undefined : parseChannelTriple(flags.std, '--std', true),
+          },
+        },
+        outDir: flags.out,
+        epochs: flags.epochs,
+        batchSize: flags.batchSize,
+        learningRate: flags.lr,
+        weightDecay: flags.weightDecay,
+        patience: flags.patience,
+        monitor: flags.monitor,
+        checkpointEvery: flags.checkpointEvery,
+        seed: flags.seed,
+        cacheViews: flags.cacheViews,
+        augment: defaults.augment,
+        maxPixels: flags.maxPixels,
+        threads: flags.threads,
+      };
+
+      const result = await train(options, { log, onProgress });
+      log('info', `run folder ${result.runDir}: best epoch ${result.best.epoch} (${result.best.phase}), ${result.seconds.toFixed(1)} s in all`);
+      process.stdout.write(metricsTable(result.testMetrics, 'Test metrics of the best model (threshold 0.5):'));
+    });
+}

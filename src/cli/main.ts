@@ -1,0 +1,52 @@
+#!/usr/bin/env node
+// The multitag command line: a thin layer that parses options, calls the library and prints results.
+import { Command, CommanderError } from 'commander';
+import { addEvaluateCommand } from './commands/evaluate.js';
+import { addPredictCommand } from './commands/predict.js';
+import { addTrainCommand } from './commands/train.js';
+import { createTerminal, type LogFormat, type Terminal } from './terminal.js';
+import { userErrorMessage } from './userErrors.js';
+
+const program = new Command();
+let terminal: Terminal | undefined;
+
+function getTerminal(): Terminal {
+  if (!terminal) {
+    const options = program.opts<{ logFormat: LogFormat; verbose?: boolean }>();
+    terminal = createTerminal({ format: options.logFormat, level: options.verbose ? 'debug' : 'info' });
+  }
+  return terminal;
+}
+
+program
+  .name('multitag')
+  .description('Train, evaluate and use multi-label image classifiers by transfer learning from pretrained ONNX backbones.')
+  .option('--log-format <format>', 'log line format on stderr: pretty or json', 'pretty')
+  .option('--verbose', 'also log debug messages')
+  .exitOverride()
+  .showHelpAfterError('(run with --help for the options)');
+
+addTrainCommand(program, getTerminal);
+addEvaluateCommand(program, getTerminal);
+addPredictCommand(program, getTerminal);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  terminal?.close();
+  if (error instanceof CommanderError) {
+    // Commander has printed its message or the help already.
+    process.exitCode = error.exitCode;
+  } else {
+    const message = userErrorMessage(error);
+    if (message !== undefined) {
+      process.stderr.write(`multitag: ${message}\n`);
+      process.exitCode = 1;
+    } else {
+      process.stderr.write(`multitag: internal error, please report it with the command you ran:\n${(error as Error).stack ?? String(error)}\n`);
+      process.exitCode = 70;
+    }
+  }
+} finally {
+  terminal?.close();
+}

@@ -1,0 +1,54 @@
+// Training options with their defaults, following the PyTorch tutorial this toolkit generalises.
+import type { BackboneRequest } from '../backbone/backbone.js';
+import type { DatasetLayout } from '../data/dataset.js';
+import type { AugmentOptions } from '../image/augment.js';
+import type { MonitoredMetric } from './record.js';
+
+/** Options of {@link train}. */
+export interface TrainOptions {
+  /** Data folder in the layout train_label.csv + train/, test_label.csv + test/. */
+  dataDir: string;
+  /** Other file names inside the data folder. */
+  layout?: Partial<DatasetLayout>;
+  backbone: BackboneRequest;
+  /** Run folder to create; it must not exist or be empty. */
+  outDir: string;
+  /** Maximum epochs of the adaptation phase. */
+  epochs: number;
+  /** Images per optimizer step. */
+  batchSize: number;
+  /** AdamW learning rate of the adaptation phase. */
+  learningRate: number;
+  /** AdamW decoupled weight decay. */
+  weightDecay: number;
+  /** Early-stopping patience in epochs. */
+  patience: number;
+  /** Metric for early stopping and best-model selection, on the test split. */
+  monitor: MonitoredMetric;
+  /** Write a checkpoint every this many epochs. */
+  checkpointEvery: number;
+  /** Seed of every random choice: head initialisation, order and augmentation. */
+  seed: number;
+  /** Augmented views per training image computed up front; 0 augments afresh every epoch. */
+  cacheViews: number;
+  augment: AugmentOptions;
+  /** Largest accepted image in pixels (width x height), checked before decoding. */
+  maxPixels: number;
+  /** Intra-op threads of onnxruntime; defaults to the number of logical cores. */
+  threads?: number;
+}
+
+/** Defaults of the options that have one. */
+export const defaultTrainOptions = {
+  epochs: 30,
+  batchSize: 64,
+  learningRate: 1e-3,
+  weightDecay: 0.01,
+  patience: 2,
+  monitor: 'testCost',
+  checkpointEvery: 1,
+  seed: 0,
+  cacheViews: 0,
+  augment: { rotationDegrees: 10, scale: [0.7, 1], ratio: [3 / 4, 4 / 3], flipProbability: 0.5 },
+  maxPixels: 100_000_000,
+} satisfies Omit<TrainOptions, 'dataDir' | 'backbone' | 'outDir'>;

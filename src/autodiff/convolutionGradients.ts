@@ -1,0 +1,309 @@
+// Gradients of 2-D Conv, MaxPool and AveragePool. Each gradient picks the fastest standard-operator
+// formulation that fits the node's kernel, stride and group count.
+import { type NodeProto, intAttribute, intsAttribute } from '../onnx/model.js';
+import { describeNode } from '../onnx/graph.js';
+import { type GradientContext, UnsupportedGradientError } from './gradientContext.js';
+import type { GraphBuilder, Shape } from './graphBuilder.js';
+import { type WindowGeometry, windowGeometry } from './windowGeometry.js';
+
+/** Smallest int64, the standard Slice end for "through index 0" with a negative step. */
+const INT64_MIN = -(2 ** 63);
+
+interface ConvolutionSetup {
+  node: NodeProto;
+  input: string;
+  weight: string;
+  gradient: string;
+  inputShape: Shape;
+  weightShape: Shape;
+  outputShape: Shape;
+  geometry: WindowGeometry;
+  group: number;
+}
+
+function isPointwise(setup: ConvolutionSetup): boolean {
+  const { kernel, strides, padsBegin, padsEnd } = setup.geometry;
+  return [...kernel, ...strides].every((value) => value === 1) && [...padsBegin, ...padsEnd].every((pad) => pad === 0);
+}
+
+/** Reverses the spatial axes of a [O, I, kh, kw] kernel. */
+function flipKernel(builder: GraphBuilder, kernel: string): string {
+  const starts = builder.constantInt64([-1, -1]);
+  const ends = builder.constantInt64([INT64_MIN, INT64_MIN]);
+  const axes = builder.constantInt64([2, 3]);
+  const steps = builder.constantInt64([-1, -1]);
+  return builder.add('Slice', [kernel, starts, ends, axes, steps], {}, { hint: `${kernel}_flipped` });
+}
+
+/**
+ * Rearranges a Conv weight [M, C/g, kh, kw] into the weight [C, M/g, kh, kw] of the transposed
+ * convolution, swapping input and output channels inside each group.
+ */
+function swapGroupChannels(builder: GraphBuilder, setup: ConvolutionSetup): string {
+  const [outputChannels, groupInputChannels, kernelHeight, kernelWidth] = setup.weightShape;
+  const group = setup.group;
+  const groupOutputChannels = outputChannels / group;
+  if (groupInputChannels === 1 && groupOutputChannels === 1) {
+    return setup.weight;
+  }
+  if (group === 1) {
+    return builder.transpose(setup.weight, [1, 0, 2, 3], `${setup.weight}_transposed`);
+  }
+  const grouped = builder.reshape(setup.weight, [group, groupOutputChannels, groupInputChannels, kernelHeight, kernelWidth]);
+  const swapped = builder.transpose(grouped, [0, 2, 1, 3, 4]);
+  return builder.reshape(swapped, [group * groupInputChannels, groupOutputChannels, kernelHeight, kernelWidth]);
+}
+
+/**
+ * Gradient of the Conv input. A 1x1 convolution maps back with the transposed weight, a stride-1
+ * convolution is a full convolution with the flipped kernel (both run as Conv, which ORT executes
+ * faster than ConvTranspose), and other strides use a grouped ConvTranspose.
+ */
+function convolutionInputGradient(builder: GraphBuilder, setup: ConvolutionSetup): string {
+  const { kernel, strides, padsBegin, padsEnd, inputSize, outputSize } = setup.geometry;
+  if (isPointwise(setup) && setup.group === 1) {
+    const transposed = builder.transpose(setup.weight, [1, 0, 2, 3], `${setup.weight}_transposed`);
+    return builder.add('Conv', [setup.gradient, transposed], { kernel_shape: [1, 1] }, { hint: `${setup.input}_grad` });
+  }
+
+  const fullPadsBegin = kernel.map((size, axis) => size - 1 - padsBegin[axis]);
+  const fullPadsEnd = kernel.map((size, axis) => size - 1 - padsEnd[axis]);
+  if (strides.every((stride) => stride === 1) && [...fullPadsBegin, ...fullPadsEnd].every((pad) => pad >= 0)) {
+    const flipped = flipKernel(builder, swapGroupChannels(builder, setup));
+    return builder.add(
+      'Conv',
+      [setup.gradient, flipped],
+      { group: setup.group, kernel_shape: kernel, pads: [...fullPadsBegin, ...fullPadsEnd] },
+      { hint: `${setup.input}_grad` },
+    );
+  }
+
+  // The forward pass skips input rows past the last window; output_padding restores them as zeros.
+  const outputPadding = inputSize.map((size, axis) => size + padsBegin[axis] + padsEnd[axis] - kernel[axis] - strides[axis] * (outputSize[axis] - 1));
+  return builder.add(
+    'ConvTranspose',
+    [setup.gradient, setup.weight],
+    { group: setup.group, kernel_shape: kernel, strides, pads: [...padsBegin, ...padsEnd], output_padding: outputPadding },
+    { hint: `${setup.input}_grad` },
+  );
+}
+
+/**
+ * Gradient of a 1x1 stride-1 Conv weight as one Gemm over [M, N*H*W] and [C, N*H*W] views of the
+ * output gradient and the input.
+ */
+function pointwiseWeightGradient(builder: GraphBuilder, setup: ConvolutionSetup): string {
+  const [batch, channels, height, width] = setup.inputShape;
+  const outputChannels = setup.weightShape[0];
+  const pixels = height * width;
+  const channelsFirst = (tensor: string, count: number) => {
+    if (batch === 1) {
+      return builder.reshape(tensor, [count, pixels]);
+    }
+    const batched = builder.reshape(tensor, [batch, count, pixels]);
+    return builder.reshape(builder.transpose(batched, [1, 0, 2]), [count, batch < 0 ? -1 : batch * pixels]);
+  };
+  const gradientRows = channelsFirst(setup.gradient, outputChannels);
+  const inputRows = channelsFirst(setup.input, channels);
+  const product = builder.add('Gemm', [gradientRows, inputRows], { transB: 1 }, { hint: `${setup.weight}_grad` });
+  return builder.reshape(product, [outputChannels, channels, 1, 1]);
+}
+
+/**
+ * Gradient of a Conv weight as another convolution that treats the batch as channels:
+ * gW[m, c, i, j] = sum over n, y, x of gY[n, m, y, x] * Xpadded[n, c, y*s + i, x*s + j], which is a
+ * grouped Conv of X rearranged to [C/g, g*N, H, W] with gY rearranged to [M, N, Ho, Wo] as kernel and
+ * the forward stride as dilation.
+ */
+function batchAsChannelsWeightGradient(builder: GraphBuilder, setup: ConvolutionSetup): string {
+  const [batch, channels, height, width] = setup.inputShape;
+  const [outputChannels, groupInputChannels, kernelHeight, kernelWidth] = setup.weightShape;
+  const group = setup.group;
+  const { strides, padsBegin, padsEnd, outputSize } = setup.geometry;
+
+  let rearrangedInput: string;
+  if (group === 1) {
+    rearrangedInput = builder.transpose(setup.input, [1, 0, 2, 3]);
+  } else {
+    const grouped = builder.reshape(setup.input, [batch, group, groupInputChannels, height, width]);
+    const swapped = builder.transpose(grouped, [2, 1, 0, 3, 4]);
+    rearrangedInput = builder.reshape(swapped, [groupInputChannels, batch < 0 ? -1 : group * batch, height, width]);
+  }
+  const gradientKernel = builder.transpose(setup.gradient, [1, 0, 2, 3]);
+
+  const correlation = builder.add(
+    'Conv',
+    [rearrangedInput, gradientKernel],
+    { group, dilations: strides, pads: [...padsBegin, ...padsEnd], kernel_shape: outputSize },
+    { hint: `${setup.weight}_grad` },
+  );
+
+  // Rows past the last forward window come out too, so crop to the kernel size.
+  const resultHeight = height + padsBegin[0] + padsEnd[0] - (outputSize[0] - 1) * strides[0];
+  const resultWidth = width + padsBegin[1] + padsEnd[1] - (outputSize[1] - 1) * strides[1];
+  let cropped = correlation;
+  if (resultHeight !== kernelHeight || resultWidth !== kernelWidth) {
+    const starts = builder.constantInt64([0, 0]);
+    const ends = builder.constantInt64([kernelHeight, kernelWidth]);
+    const axes = builder.constantInt64([2, 3]);
+    cropped = builder.add('Slice', [correlation, starts, ends, axes]);
+  }
+  const result = builder.transpose(cropped, [1, 0, 2, 3], `${setup.weight}_grad`);
+  builder.setShape(result, [outputChannels, groupInputChannels, kernelHeight, kernelWidth]);
+  return result;
+}
+
+function convolutionSetup(context: GradientContext, gradient: string): ConvolutionSetup {
+  const { node, builder } = context;
+  const [input, weight] = node.input ?? [];
+  const inputShape = builder.shape(input);
+  const weightShape = builder.shape(weight);
+  if (inputShape.length !== 4) {
+    throw new UnsupportedGradientError(`${describeNode(node)}: only 2-D convolutions have a gradient rule, but the input has rank ${inputShape.length}`);
+  }
+  const geometry = windowGeometry(node, inputShape.slice(2), weightShape.slice(2));
+  if (geometry.dilations.some((dilation) => dilation !== 1)) {
+    throw new UnsupportedGradientError(`${describeNode(node)}: Conv gradients support only dilations 1, got [${geometry.dilations.join(', ')}]`);
+  }
+  if (inputShape.slice(1).some((dim) => dim < 0)) {
+    throw new UnsupportedGradientError(`${describeNode(node)}: Conv gradients need static channel and spatial sizes, got [${inputShape.join(', ')}]`);
+  }
+  return {
+    node,
+    input,
+    weight,
+    gradient,
+    inputShape,
+    weightShape,
+    outputShape: builder.shape(node.output?.[0] ?? ''),
+    geometry,
+    group: intAttribute(node, 'group', 1),
+  };
+}
+
+/** Gradient rule of Conv: input, weight and optional bias. */
+export function convolutionGradient(context: GradientContext): (string | undefined)[] {
+  const gradient = context.outputGradients[0];
+  if (!gradient) {
+    return [];
+  }
+  const { builder, needsGradient } = context;
+  const setup = convolutionSetup(context, gradient);
+
+  const inputGradient = needsGradient[0] ? convolutionInputGradient(builder, setup) : undefined;
+
+  let weightGradient: string | undefined;
+  if (needsGradient[1]) {
+    weightGradient = isPointwise(setup) && setup.group === 1 ? pointwiseWeightGradient(builder, setup) : batchAsChannelsWeightGradient(builder, setup);
+  }
+
+  const biasGradient = needsGradient[2] ? builder.reduceSum(gradient, [0, 2, 3], false, `${context.node.input?.[2]}_grad`) : undefined;
+  return [inputGradient, weightGradient, biasGradient];
+}
+
+function poolingGeometry(context: GradientContext): { inputShape: Shape; geometry: WindowGeometry } {
+  const { node, builder } = context;
+  const inputShape = builder.shape(node.input?.[0] ?? '');
+  if (inputShape.length !== 4 || inputShape.slice(1).some((dim) => dim < 0)) {
+    throw new UnsupportedGradientError(`${describeNode(node)}: pooling gradients need a 2-D input with static channels and size, got [${inputShape.join(', ')}]`);
+  }
+  const geometry = windowGeometry(node, inputShape.slice(2), intsAttribute(node, 'kernel_shape', []));
+  if (geometry.dilations.some((dilation) => dilation !== 1)) {
+    throw new UnsupportedGradientError(`${describeNode(node)}: pooling gradients support only dilations 1`);
+  }
+  return { inputShape, geometry };
+}
+
+/**
+ * Gradient rule of MaxPool: a second MaxPool returns the flat index of each window's maximum, and
+ * ScatterElements adds the output gradient at those indices (windows may overlap).
+ */
+export function maxPoolGradient(context: GradientContext): (string | undefined)[] {
+  const gradient = context.outputGradients[0];
+  if (!gradient || !context.needsGradient[0]) {
+    return [];
+  }
+  const { node, builder } = context;
+  const input = node.input?.[0] ?? '';
+  const { inputShape } = poolingGeometry(context);
+  if (intAttribute(node, 'storage_order', 0) !== 0) {
+    throw new UnsupportedGradientError(`${describeNode(node)}: MaxPool gradients support only storage_order 0`);
+  }
+
+  const [, indices] = builder.addWithOutputs('MaxPool', [input], {}, { outputCount: 2, hint: `${input}_argmax`, copyAttributesFrom: node });
+
+  const flatIndices = builder.reshape(indices, [-1]);
+  const flatGradient = builder.reshape(gradient, [-1]);
+  let zeros: string;
+  if (inputShape[0] > 0) {
+    zeros = builder.constantFloat(new Float32Array(inputShape.reduce((product, dim) => product * dim, 1)), [inputShape.reduce((product, dim) => product * dim, 1)], 'zeros');
+  } else {
+    const size = builder.reshape(builder.add('Size', [input]), [1]);
+    zeros = builder.add('ConstantOfShape', [size]);
+  }
+  const scattered = builder.add('ScatterElements', [zeros, flatIndices, flatGradient], { axis: 0, reduction: 'add' });
+  return [builder.reshape(scattered, inputShape, input)];
+}
+
+/**
+ * Number of input (count_include_pad 0) or padded-input (count_include_pad 1) positions that each
+ * AveragePool window covers, for one spatial axis.
+ */
+function windowCounts(geometry: WindowGeometry, axis: number, includePadding: boolean): number[] {
+  const counts: number[] = [];
+  for (let output = 0; output < geometry.outputSize[axis]; output++) {
+    const start = output * geometry.strides[axis] - geometry.padsBegin[axis];
+    const end = start + geometry.kernel[axis];
+    const low = includePadding ? -geometry.padsBegin[axis] : 0;
+    const high = includePadding ? geometry.inputSize[axis] + geometry.padsEnd[axis] : geometry.inputSize[axis];
+    counts.push(Math.min(end, high) - Math.max(start, low));
+  }
+  return counts;
+}
+
+/**
+ * Gradient rule of AveragePool: the output gradient divided by each window's element count, spread
+ * back over the window by a grouped ConvTranspose with a kernel of ones.
+ */
+export function averagePoolGradient(context: GradientContext): (string | undefined)[] {
+  const gradient = context.outputGradients[0];
+  if (!gradient || !context.needsGradient[0]) {
+    return [];
+  }
+  const { node, builder } = context;
+  const { inputShape, geometry } = poolingGeometry(context);
+  const includePadding = intAttribute(node, 'count_include_pad', 0) === 1;
+  const channels = inputShape[1];
+  const [outputHeight, outputWidth] = geometry.outputSize;
+
+  const rowCounts = windowCounts(geometry, 0, includePadding);
+  const columnCounts = windowCounts(geometry, 1, includePadding);
+  const reciprocal = new Float32Array(outputHeight * outputWidth);
+  for (let row = 0; row < outputHeight; row++) {
+    for (let column = 0; column < outputWidth; column++) {
+      reciprocal[row * outputWidth + column] = 1 / (rowCounts[row] * columnCounts[column]);
+    }
+  }
+  const scaled = builder.add('Mul', [gradient, builder.constantFloat(reciprocal, [1, 1, outputHeight, outputWidth], 'window_reciprocal')]);
+
+  const [kernelHeight, kernelWidth] = geometry.kernel;
+  const ones = builder.constantFloat(new Float32Array(channels * kernelHeight * kernelWidth).fill(1), [channels, 1, kernelHeight, kernelWidth], 'ones_kernel');
+  const padsEnd = [...geometry.padsEnd];
+  const outputPadding = geometry.inputSize.map((size, axis) => {
+    const padding = size + geometry.padsBegin[axis] + padsEnd[axis] - geometry.kernel[axis] - geometry.strides[axis] * (geometry.outputSize[axis] - 1);
+    // With ceil_mode the last window can reach past the end padding; crop that part instead.
+    if (padding < 0) {
+      padsEnd[axis] -= padding;
+      return 0;
+    }
+    return padding;
+  });
+  const spread = builder.add('ConvTranspose', [scaled, ones], {
+    group: channels,
+    kernel_shape: geometry.kernel,
+    strides: geometry.strides,
+    pads: [...geometry.padsBegin, ...padsEnd],
+    output_padding: outputPadding,
+  });
+  return [spread];
+}

@@ -10,7 +10,7 @@ import { Random } from '../image/random.js';
 import { computeMetrics, type MultiLabelMetrics } from '../metrics/index.js';
 import { AdaptationRunner, evalViewFeatures } from './adaptation.js';
 import { AdamW, defaultAdamW } from './adamw.js';
-import { CsvLogger, EarlyStopping, EpochLogger, PeriodicCheckpoint, SaveBest, TerminateOnNonFinite, type ParameterSnapshot } from './callbacks.js';
+import { CsvLogger, EarlyStopping, EpochLogger, PeriodicCheckpoint, SaveBest, TerminateOnNonFinite, type ParameterSnapshot, type TrainingCallback } from './callbacks.js';
 import { createHead, headLogits } from './head.js';
 import { loadEvalViews, loadTrainImages, type ImageSettings } from './images.js';
 import { headBiasName, headWeightName } from './inferenceModel.js';
@@ -23,6 +23,8 @@ import { createRunFolder, runFiles, saveBestModel } from './runFolder.js';
 export interface TrainHooks {
   log?: LogCallback;
   onProgress?: ProgressCallback;
+  /** Extra callbacks run after the built-in ones at every epoch, for example to redraw plots. */
+  callbacks?: readonly TrainingCallback[];
 }
 
 /** Outcome of a training run. */
@@ -121,7 +123,7 @@ export async function train(options: TrainOptions, hooks: TrainHooks = {}): Prom
 
     await runPhase({
       runner,
-      callbacks: [new TerminateOnNonFinite(), new EpochLogger(), csvLogger, saveBest, earlyStopping, new PeriodicCheckpoint(options.checkpointEvery)],
+      callbacks: [new TerminateOnNonFinite(), new EpochLogger(), csvLogger, saveBest, earlyStopping, new PeriodicCheckpoint(options.checkpointEvery), ...(hooks.callbacks ?? [])],
       labels,
       testTargets,
       maxEpochs: options.epochs,

@@ -55,7 +55,7 @@ function formatValue(value: number): string {
   return Number.isNaN(value) ? 'n/a' : value.toFixed(4);
 }
 
-/** Quotes a CSV cell when it holds a comma, quote or line break. */
+/** Quotes a CSV cell when it contains a comma, quote or line break. */
 export function csvCell(value: string): string {
   return /[",\r\n]/.test(value) ? `"${value.replaceAll('"', '""')}"` : value;
 }

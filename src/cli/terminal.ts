@@ -6,7 +6,7 @@ import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import type { LogCallback, Progress, ProgressCallback } from '../events.js';
 
-/** How log lines are written. */
+/** Format of the log lines on stderr. */
 export type LogFormat = 'pretty' | 'json';
 
 /** The CLI's logger and progress display. */

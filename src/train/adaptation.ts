@@ -1,5 +1,5 @@
 // Phase 1, "adaptation": the backbone is frozen and only the linear head trains. Test features are
-// computed once; training features come from freshly augmented views every epoch, or from a fixed
+// computed once. Training features come from freshly augmented views every epoch, or from a fixed
 // number of augmented views per image computed up front (`cacheViews`).
 import type { FeatureExtractor } from '../backbone/backbone.js';
 import type { ProgressCallback } from '../events.js';

@@ -6,7 +6,7 @@ import { silentLog, silentProgress, type LogCallback, type ProgressCallback } fr
 import { computeMetrics, type MultiLabelMetrics } from '../metrics/index.js';
 import { Predictor, type FileFailure } from './predictor.js';
 
-/** What to evaluate on: a data folder's test split, or a CSV with its image folder. */
+/** An evaluation request: the model, and either a data folder's test split or a CSV with its image folder. */
 export interface EvaluateRequest {
   /** Run or export folder holding model.onnx and model.json. */
   modelDir: string;

@@ -1,5 +1,5 @@
 // The epoch loop shared by both training phases: train an epoch, evaluate on the test split, hand the
-// record to the callbacks, and stop when a callback asks to or the epoch budget is spent.
+// record to the callbacks, and stop when a callback requests it or the epoch budget is spent.
 import type { LogCallback, ProgressCallback } from '../events.js';
 import { computeMetrics } from '../metrics/index.js';
 import type { ParameterSnapshot, TrainingCallback, TrainingContext } from './callbacks.js';

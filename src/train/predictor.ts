@@ -122,7 +122,7 @@ export class Predictor {
   }
 }
 
-/** Error for a predict path that does not exist or holds no images. */
+/** Error for a predict path that does not exist or contains no images. */
 export class InputPathError extends Error {
   constructor(message: string) {
     super(message);
@@ -148,7 +148,7 @@ export async function collectImagePaths(inputs: readonly string[]): Promise<stri
       .map((entry) => join(entry.parentPath ?? entry.path, entry.name))
       .sort();
     if (found.length === 0) {
-      throw new InputPathError(`Folder ${input} holds no images (looked for ${[...predictableExtensions].join(', ')}).`);
+      throw new InputPathError(`Folder ${input} contains no images (looked for ${[...predictableExtensions].join(', ')}).`);
     }
     files.push(...found);
   }

@@ -50,7 +50,7 @@ export class RunFolderError extends Error {
   }
 }
 
-/** Creates the run folder, refusing a folder that already holds files, so no earlier run is overwritten. */
+/** Creates the run folder, rejecting a folder that already contains files, so no earlier run is overwritten. */
 export async function createRunFolder(dir: string): Promise<void> {
   const existing = await stat(dir).catch(() => undefined);
   if (existing && !existing.isDirectory()) {
@@ -59,7 +59,7 @@ export async function createRunFolder(dir: string): Promise<void> {
   if (existing) {
     const entries = await readdir(dir);
     if (entries.length > 0) {
-      throw new RunFolderError(`--out ${dir} is not empty (it holds ${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}). Choose a new folder, or continue that run with --resume ${dir}.`);
+      throw new RunFolderError(`--out ${dir} is not empty (it contains ${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}). Choose a new folder, or continue that run with --resume ${dir}.`);
     }
   }
   try {

@@ -19,7 +19,7 @@ import { runPhase } from './phase.js';
 import type { EpochRecord } from './record.js';
 import { createRunFolder, runFiles, saveBestModel } from './runFolder.js';
 
-/** Where the library reports logs and progress. */
+/** Callbacks that receive the library's logs and progress. */
 export interface TrainHooks {
   log?: LogCallback;
   onProgress?: ProgressCallback;

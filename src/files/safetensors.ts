@@ -35,6 +35,10 @@ export function encodeSafetensors(content: SafetensorsContent): Uint8Array[] {
   const header: Record<string, HeaderEntry | Record<string, string>> = { __metadata__: content.metadata };
   let offset = 0;
   for (const [name, tensor] of content.tensors) {
+    const elementCount = tensor.shape.reduce((product, dim) => product * dim, 1);
+    if (elementCount !== tensor.data.length) {
+      throw new RangeError(`safetensors tensor ${name} has shape [${tensor.shape.join(', ')}] but ${tensor.data.length} values`);
+    }
     const byteLength = tensor.data.length * 4;
     header[name] = { dtype: 'F32', shape: tensor.shape, data_offsets: [offset, offset + byteLength] };
     offset += byteLength;
@@ -72,6 +76,10 @@ export function decodeSafetensors(bytes: Uint8Array, path: string): SafetensorsC
     throw new SafetensorsFormatError(path, `its JSON header does not parse (${(error as Error).message})`);
   }
 
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) {
+    throw new SafetensorsFormatError(path, 'its header is not a JSON object');
+  }
+
   const dataStart = 8 + headerLength;
   const tensors = new Map<string, TensorEntry>();
   let metadata: Record<string, string> = {};
@@ -84,9 +92,21 @@ export function decodeSafetensors(bytes: Uint8Array, path: string): SafetensorsC
     if (entry.dtype !== 'F32') {
       throw new SafetensorsFormatError(path, `tensor ${name} has dtype ${entry.dtype}; only F32 is supported`);
     }
-    const [begin, end] = entry.data_offsets;
-    if (dataStart + end > bytes.length || begin > end) {
+    const offsets: unknown = entry.data_offsets;
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((offset) => Number.isSafeInteger(offset) && offset >= 0) || offsets[0] > offsets[1]) {
+      throw new SafetensorsFormatError(path, `tensor ${name} has invalid data_offsets ${JSON.stringify(offsets)}`);
+    }
+    const [begin, end] = offsets as [number, number];
+    if (dataStart + end > bytes.length) {
       throw new SafetensorsFormatError(path, `tensor ${name} lies beyond the end of the file`);
+    }
+    const shape = entry.shape;
+    if (!Array.isArray(shape) || !shape.every((dim) => Number.isSafeInteger(dim) && dim >= 0)) {
+      throw new SafetensorsFormatError(path, `tensor ${name} has invalid shape ${JSON.stringify(shape)}`);
+    }
+    const elementCount = shape.reduce((product, dim) => product * dim, 1);
+    if (end - begin !== elementCount * 4) {
+      throw new SafetensorsFormatError(path, `tensor ${name} of shape [${shape.join(', ')}] needs ${elementCount * 4} bytes but has ${end - begin}`);
     }
     const copy = new Uint8Array(end - begin);
     copy.set(bytes.subarray(dataStart + begin, dataStart + end));

@@ -16,6 +16,7 @@ const userErrorNames = new Set([
   'RunFolderError',
   'SafetensorsFormatError',
   'TrainingGraphError',
+  'UnfreezeError',
   'UnsupportedOperatorError',
 ]);
 

@@ -17,7 +17,14 @@ export const probabilitiesOutput = 'probabilities';
  * Builds the inference model. `parameters` holds the head (`head.weight` [labels, features] and
  * `head.bias`) and, after fine-tuning, new values for backbone initializers by name.
  */
-export function buildInferenceModel(backbone: ResolvedBackbone, parameters: ParameterSnapshot, labelCount: number, featureSize: number): ModelProto {
+export function buildInferenceModel(
+  backbone: ResolvedBackbone,
+  parameters: ParameterSnapshot,
+  labelCount: number,
+  featureSize: number,
+  options: { probabilities?: boolean } = {},
+): ModelProto {
+  const withProbabilities = options.probabilities ?? true;
   const featureModel = cutAtTensor(backbone.model, backbone.featureName);
   const graph = featureModel.graph!;
 
@@ -30,8 +37,8 @@ export function buildInferenceModel(backbone: ResolvedBackbone, parameters: Para
   if (!weight || !bias) {
     throw new Error('buildInferenceModel needs head.weight and head.bias in the parameters');
   }
-  initializers.push(float32Tensor('multitag_head_weight', [labelCount, featureSize], weight));
-  initializers.push(float32Tensor('multitag_head_bias', [labelCount], bias));
+  initializers.push(float32Tensor(headWeightName, [labelCount, featureSize], weight));
+  initializers.push(float32Tensor(headBiasName, [labelCount], bias));
 
   const flatFeatures = 'multitag_features';
   const nodes = [
@@ -40,12 +47,18 @@ export function buildInferenceModel(backbone: ResolvedBackbone, parameters: Para
     onnx.NodeProto.create({
       name: 'multitag_head',
       opType: 'Gemm',
-      input: [flatFeatures, 'multitag_head_weight', 'multitag_head_bias'],
+      input: [flatFeatures, headWeightName, headBiasName],
       output: [logitsOutput],
       attribute: [{ name: 'transB', type: onnx.AttributeProto.AttributeType.INT, i: 1 }],
     }),
-    onnx.NodeProto.create({ name: 'multitag_sigmoid', opType: 'Sigmoid', input: [logitsOutput], output: [probabilitiesOutput] }),
   ];
+  if (withProbabilities) {
+    nodes.push(onnx.NodeProto.create({ name: 'multitag_sigmoid', opType: 'Sigmoid', input: [logitsOutput], output: [probabilitiesOutput] }));
+  }
+  const outputs = [float32ValueInfo(logitsOutput, ['batch', labelCount])];
+  if (withProbabilities) {
+    outputs.push(float32ValueInfo(probabilitiesOutput, ['batch', labelCount]));
+  }
 
   // A batch dimension fixed at export time would limit callers to that batch size, so make it symbolic.
   const inputs = (graph.input ?? []).map((input) => {
@@ -66,7 +79,7 @@ export function buildInferenceModel(backbone: ResolvedBackbone, parameters: Para
       node: nodes,
       initializer: initializers,
       input: inputs,
-      output: [float32ValueInfo(logitsOutput, ['batch', labelCount]), float32ValueInfo(probabilitiesOutput, ['batch', labelCount])],
+      output: outputs,
       valueInfo: [],
     }),
   });

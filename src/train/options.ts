@@ -36,6 +36,18 @@ export interface TrainOptions {
   maxPixels: number;
   /** Intra-op threads of onnxruntime; defaults to the number of logical cores. */
   threads?: number;
+  /** Whether the fine-tuning phase runs after the adaptation phase. */
+  finetune: boolean;
+  /** Maximum epochs of the fine-tuning phase. */
+  finetuneEpochs: number;
+  /** AdamW learning rate of the fine-tuning phase. */
+  finetuneLearningRate: number;
+  /** Early-stopping patience of the fine-tuning phase, in epochs. */
+  finetunePatience: number;
+  /** Backbone layers that train in the fine-tuning phase: `all`, `last:N` or `from:NODE`. */
+  unfreeze: string;
+  /** Images per training-graph run in the fine-tuning phase; the gradients of a batch's micro-batches are summed. */
+  microBatchSize: number;
 }
 
 /** Defaults of the options that have one. */
@@ -51,4 +63,34 @@ export const defaultTrainOptions = {
   cacheViews: 0,
   augment: { rotationDegrees: 10, scale: [0.7, 1], ratio: [3 / 4, 4 / 3], flipProbability: 0.5 },
   maxPixels: 100_000_000,
+  finetune: true,
+  finetuneEpochs: 20,
+  finetuneLearningRate: 1e-5,
+  finetunePatience: 5,
+  unfreeze: 'all',
+  microBatchSize: 16,
 } satisfies Omit<TrainOptions, 'dataDir' | 'backbone' | 'outDir'>;
+
+/** Names of the built-in recipes. */
+export type RecipeName = 'default' | 'seed';
+
+/**
+ * Option values of each recipe. `seed` reproduces the PyTorch tutorial: every layer unfrozen, learning
+ * rate 1e-3 then 1e-5, patience 2 then 5, batch 64, fresh augmentation every epoch, and no epoch limit
+ * that early stopping would not reach first.
+ */
+export const recipes: Record<RecipeName, Partial<TrainOptions>> = {
+  default: {},
+  seed: {
+    epochs: 100,
+    batchSize: 64,
+    learningRate: 1e-3,
+    patience: 2,
+    cacheViews: 0,
+    finetune: true,
+    finetuneEpochs: 100,
+    finetuneLearningRate: 1e-5,
+    finetunePatience: 5,
+    unfreeze: 'all',
+  },
+};

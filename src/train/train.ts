@@ -5,17 +5,23 @@ import { FeatureExtractor, resolveBackbone, type ResolvedBackbone } from '../bac
 import { labelMatrix, loadDataset } from '../data/dataset.js';
 import { silentLog, silentProgress, type LogCallback, type ProgressCallback } from '../events.js';
 import { writeJsonAtomic } from '../files/atomic.js';
-import { writeSafetensors, type TensorEntry } from '../files/safetensors.js';
 import { Random } from '../image/random.js';
 import { computeMetrics, type MultiLabelMetrics } from '../metrics/index.js';
 import { AdaptationRunner, evalViewFeatures } from './adaptation.js';
+import { cutAtTensor } from '../backbone/featureGraph.js';
+import type { RgbImage } from '../image/decode.js';
+import { writeCheckpoint } from './checkpoint.js';
+import { FinetuneRunner } from './finetune.js';
+import { buildInferenceModel } from './inferenceModel.js';
+import { runInferenceModel } from './inferenceSession.js';
+import { parseUnfreeze, selectTrainable, weightedLayers } from './unfreeze.js';
 import { AdamW, defaultAdamW } from './adamw.js';
 import { CsvLogger, EarlyStopping, EpochLogger, PeriodicCheckpoint, SaveBest, TerminateOnNonFinite, type ParameterSnapshot, type TrainingCallback } from './callbacks.js';
-import { createHead, headLogits } from './head.js';
+import { createHead, headLogits, type LinearHead } from './head.js';
 import { loadEvalViews, loadTrainImages, type ImageSettings } from './images.js';
 import { headBiasName, headWeightName } from './inferenceModel.js';
 import type { TrainOptions } from './options.js';
-import { runPhase } from './phase.js';
+import { copyParameters, runPhase, type EpochRunner } from './phase.js';
 import type { EpochRecord } from './record.js';
 import { createRunFolder, runFiles, saveBestModel } from './runFolder.js';
 
@@ -101,42 +107,65 @@ export async function train(options: TrainOptions, hooks: TrainHooks = {}): Prom
     const csvLogger = new CsvLogger(join(options.outDir, runFiles.log));
     const saveBest = new SaveBest(options.monitor, (parameters) => saveBestModel(options.outDir, backbone, parameters, labels, extractor.featureSize, thresholds));
     const earlyStopping = new EarlyStopping(options.monitor, options.patience);
-    const saveCheckpoint = async (): Promise<void> => {
-      const tensors = new Map<string, TensorEntry>();
-      for (const [name, data] of runner.parameters()) {
-        tensors.set(name, { shape: [data.length], data });
-      }
-      for (const [name, moments] of optimizer.moments) {
-        tensors.set(`adamw.first/${name}`, { shape: [moments.first.length], data: moments.first });
-        tensors.set(`adamw.second/${name}`, { shape: [moments.second.length], data: moments.second });
-      }
-      const state = {
+    let currentRunner: EpochRunner = runner;
+    const saveCheckpoint = (): Promise<void> =>
+      writeCheckpoint(join(options.outDir, runFiles.checkpoint), currentRunner, optimizer, {
         epoch: csvLogger.records.length,
-        phase: runner.phase,
+        phase: currentRunner.phase,
         optimizerStep: optimizer.step,
         earlyStopping: earlyStopping.getState(),
         saveBest: saveBest.getState(),
         random: { shuffle: shuffleRandom.getState(), augment: augmentRandom.getState() },
-      };
-      await writeSafetensors(join(options.outDir, runFiles.checkpoint), { tensors, metadata: { format: 'multitag-checkpoint', state: JSON.stringify(state) } });
-    };
+      });
+    const callbacks = [
+      new TerminateOnNonFinite(),
+      new EpochLogger(),
+      csvLogger,
+      saveBest,
+      earlyStopping,
+      new PeriodicCheckpoint(options.checkpointEvery),
+      ...(hooks.callbacks ?? []),
+    ];
+    const loop = { callbacks, labels, testTargets, saveCheckpoint, log, onProgress, phaseEpochsDone: 0 };
 
-    await runPhase({
-      runner,
-      callbacks: [new TerminateOnNonFinite(), new EpochLogger(), csvLogger, saveBest, earlyStopping, new PeriodicCheckpoint(options.checkpointEvery), ...(hooks.callbacks ?? [])],
-      labels,
-      testTargets,
-      maxEpochs: options.epochs,
-      epochsBefore: 0,
-      phaseEpochsDone: 0,
-      saveCheckpoint,
-      log,
-      onProgress,
-    });
+    const adaptation = await runPhase({ ...loop, runner, maxEpochs: options.epochs, epochsBefore: 0 });
 
     // Continue with the parameters of the best epoch, as the recipe's callback restores them.
     restoreParameters(runner.parameters(), saveBest.bestParameters);
-    const testMetrics = computeMetrics({ logits: headLogits(head, testFeatures, testViews.length), targets: testTargets, labels, thresholds });
+
+    if (options.finetune && options.finetuneEpochs > 0) {
+      const layers = weightedLayers(cutAtTensor(backbone.model, backbone.featureName));
+      const trainable = selectTrainable(layers, parseUnfreeze(options.unfreeze));
+      optimizer.reset({ ...defaultAdamW, learningRate: options.finetuneLearningRate, weightDecay: options.weightDecay });
+      earlyStopping.resetPatience(options.finetunePatience);
+      const finetuning = new FinetuneRunner({
+        backbone,
+        head,
+        trainable,
+        optimizer,
+        trainImages,
+        trainTargets: labelMatrix(dataset.train),
+        testViews,
+        images,
+        batchSize: options.batchSize,
+        microBatchSize: options.microBatchSize,
+        shuffleRandom,
+        augmentRandom,
+        session: { threads: options.threads },
+      });
+      log('info', `fine-tuning ${trainable.length} backbone tensors (${countValues(finetuning.parameters()) - head.weight.length - head.bias.length} values) of ${layers.length} layers, unfreeze ${options.unfreeze}`);
+      await finetuning.prepare();
+      currentRunner = finetuning;
+      try {
+        await runPhase({ ...loop, runner: finetuning, maxEpochs: options.finetuneEpochs, epochsBefore: adaptation.lastEpoch });
+      } finally {
+        await finetuning.release();
+      }
+    }
+
+    const bestParameters = saveBest.bestParameters ?? copyParameters(runner.parameters());
+    const bestLogits = await testLogitsOf(bestParameters, { backbone, head, extractor, testFeatures, testViews, images, threads: options.threads });
+    const testMetrics = computeMetrics({ logits: bestLogits, targets: testTargets, labels, thresholds });
     await writeJsonAtomic(join(options.outDir, runFiles.metrics), { threshold: 0.5, test: testMetrics });
 
     const best = csvLogger.records.find((record) => record.epoch === saveBest.bestEpoch) ?? csvLogger.records[csvLogger.records.length - 1];
@@ -144,6 +173,32 @@ export async function train(options: TrainOptions, hooks: TrainHooks = {}): Prom
   } finally {
     await extractor.release();
   }
+}
+
+function countValues(parameters: ParameterSnapshot): number {
+  let count = 0;
+  for (const values of parameters.values()) {
+    count += values.length;
+  }
+  return count;
+}
+
+/**
+ * Computes test logits of a parameter snapshot: from the cached features when it holds only the head,
+ * else through an inference model built with its backbone weights.
+ */
+async function testLogitsOf(
+  parameters: ParameterSnapshot,
+  context: { backbone: ResolvedBackbone; head: LinearHead; extractor: FeatureExtractor; testFeatures: Float32Array; testViews: RgbImage[]; images: ImageSettings; threads?: number },
+): Promise<Float32Array> {
+  const { head } = context;
+  const onlyHead = [...parameters.keys()].every((name) => name === headWeightName || name === headBiasName);
+  if (onlyHead) {
+    const bestHead: LinearHead = { ...head, weight: parameters.get(headWeightName)!, bias: parameters.get(headBiasName)! };
+    return headLogits(bestHead, context.testFeatures, context.testViews.length);
+  }
+  const predictorModel = buildInferenceModel(context.backbone, parameters, head.labelCount, head.featureSize);
+  return runInferenceModel(predictorModel, context.backbone.inputName, context.testViews, context.images, context.threads);
 }
 
 function restoreParameters(live: ParameterSnapshot, saved: ParameterSnapshot | undefined): void {

@@ -1,7 +1,7 @@
 // `multitag train`: train a classifier on a data folder and print its test metrics.
 import { Command, Option } from 'commander';
 import { parseChannelTriple } from '../../backbone/preprocessing.js';
-import { defaultTrainOptions, type TrainOptions } from '../../train/options.js';
+import { defaultTrainOptions, recipes, type RecipeName, type TrainOptions } from '../../train/options.js';
 import { monitoredMetrics, type MonitoredMetric } from '../../train/record.js';
 import { train } from '../../train/train.js';
 import { metricsTable } from '../format.js';
@@ -31,6 +31,13 @@ interface TrainFlags {
   std?: string;
   maxPixels: number;
   threads?: number;
+  finetune: boolean;
+  finetuneEpochs: number;
+  finetuneLr: number;
+  finetunePatience: number;
+  unfreeze: string;
+  microBatchSize: number;
+  recipe: RecipeName;
 }
 
 /** Adds the train command to `program`. */
@@ -61,7 +68,14 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
     .option('--std <r,g,b>', 'per-channel standard deviation on the 0..1 pixel scale, e.g. 0.229,0.224,0.225; read from the backbone metadata when omitted')
     .option('--max-pixels <count>', 'largest accepted image in pixels (width x height), checked before decoding', integerOption(1), defaults.maxPixels)
     .option('--threads <count>', 'onnxruntime intra-op threads (default: number of logical cores)', integerOption(1, 256))
-    .action(async (flags: TrainFlags) => {
+    .option('--no-finetune', 'skip the fine-tuning phase and keep the backbone frozen')
+    .option('--finetune-epochs <count>', 'maximum epochs of the fine-tuning phase', integerOption(0), defaults.finetuneEpochs)
+    .option('--finetune-lr <rate>', 'AdamW learning rate of the fine-tuning phase', positiveNumberOption(), defaults.finetuneLearningRate)
+    .option('--finetune-patience <epochs>', 'early-stopping patience of the fine-tuning phase', integerOption(1), defaults.finetunePatience)
+    .option('--unfreeze <layers>', 'backbone layers that train in the fine-tuning phase: all, last:N (the last N layers with weights) or from:NODE', defaults.unfreeze)
+    .option('--micro-batch-size <images>', 'images per training-graph run in the fine-tuning phase; smaller values use less memory', integerOption(1, 4096), defaults.microBatchSize)
+    .addOption(new Option('--recipe <name>', 'preset of the options above: default, or seed for the PyTorch tutorial (all layers, lr 1e-3 then 1e-5, patience 2 then 5); explicit options override it').choices(Object.keys(recipes)).default('default'))
+    .action(async (flags: TrainFlags, command: Command) => {
       const { log, onProgress } = terminal();
       const options: TrainOptions = {
         dataDir: flags.data,
@@ -88,10 +102,41 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
         augment: defaults.augment,
         maxPixels: flags.maxPixels,
         threads: flags.threads,
+        finetune: flags.finetune,
+        finetuneEpochs: flags.finetuneEpochs,
+        finetuneLearningRate: flags.finetuneLr,
+        finetunePatience: flags.finetunePatience,
+        unfreeze: flags.unfreeze,
+        microBatchSize: flags.microBatchSize,
       };
+      applyRecipe(options, recipes[flags.recipe], command);
 
       const result = await train(options, { log, onProgress });
       log('info', `run folder ${result.runDir}: best epoch ${result.best.epoch} (${result.best.phase}), ${result.seconds.toFixed(1)} s in all`);
       process.stdout.write(metricsTable(result.testMetrics, 'Test metrics of the best model (threshold 0.5):'));
     });
+}
+
+/** Option names of the recipe fields, as commander stores them. */
+const recipeFlagNames: Partial<Record<keyof TrainOptions, string>> = {
+  epochs: 'epochs',
+  batchSize: 'batchSize',
+  learningRate: 'lr',
+  patience: 'patience',
+  cacheViews: 'cacheViews',
+  finetune: 'finetune',
+  finetuneEpochs: 'finetuneEpochs',
+  finetuneLearningRate: 'finetuneLr',
+  finetunePatience: 'finetunePatience',
+  unfreeze: 'unfreeze',
+};
+
+/** Sets each recipe value unless the user gave that option on the command line. */
+function applyRecipe(options: TrainOptions, recipe: Partial<TrainOptions>, command: Command): void {
+  for (const [key, value] of Object.entries(recipe) as [keyof TrainOptions, never][]) {
+    const flag = recipeFlagNames[key];
+    if (flag && command.getOptionValueSource(flag) !== 'cli') {
+      options[key] = value;
+    }
+  }
 }

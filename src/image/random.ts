@@ -54,6 +54,13 @@ export class Random {
 
   /** Restores a generator from the output of getState(). */
   static fromState(state: number[]): Random {
+    const random = new Random(0);
+    random.restoreState(state);
+    return random;
+  }
+
+  /** Moves this generator to a state returned by getState(), so holders of this object continue from there. */
+  restoreState(state: number[]): void {
     const valid =
       Array.isArray(state) && state.length === 4 && state.every(isUint32) && state.some((word) => word !== 0);
     if (!valid) {
@@ -62,9 +69,7 @@ export class Random {
           'Pass a value returned by Random.getState().',
       );
     }
-    const random = new Random(0);
-    random.setState(state[0], state[1], state[2], state[3]);
-    return random;
+    this.setState(state[0], state[1], state[2], state[3]);
   }
 
   /** Returns the full generator state as 4 unsigned 32-bit integers, for JSON checkpoints. */

@@ -67,6 +67,19 @@ export class AdamW {
     this.moments.clear();
   }
 
+  /** Sets the step count and moment estimates, as read from a checkpoint. */
+  restore(step: number, first: ReadonlyMap<string, Float32Array>, second: ReadonlyMap<string, Float32Array>): void {
+    this.step = step;
+    this.moments.clear();
+    for (const [name, values] of first) {
+      const secondValues = second.get(name);
+      if (!secondValues || secondValues.length !== values.length) {
+        throw new Error(`checkpoint has no matching second moment for parameter ${name}`);
+      }
+      this.moments.set(name, { first: values.slice(), second: secondValues.slice() });
+    }
+  }
+
   private momentsOf(name: string, length: number): Moments {
     let moments = this.moments.get(name);
     if (!moments) {

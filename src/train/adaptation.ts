@@ -77,7 +77,8 @@ export async function evalViewFeatures(
 export class AdaptationRunner implements EpochRunner {
   readonly phase: PhaseName = 'adaptation';
   private cachedViews: Float32Array[] = [];
-  private epochsTrained = 0;
+  /** Epochs trained so far; selects the cached view of the next epoch. */
+  epochsTrained = 0;
 
   constructor(private readonly inputs: AdaptationInputs) {}
 

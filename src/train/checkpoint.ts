@@ -11,6 +11,8 @@ export interface CheckpointState {
   /** Epochs finished over the whole run. */
   epoch: number;
   phase: PhaseName;
+  /** Epochs of the adaptation phase; set once the fine-tuning phase has started. */
+  adaptationEpochs?: number;
   optimizerStep: number;
   earlyStopping: TrackerState;
   saveBest: TrackerState;
@@ -19,12 +21,19 @@ export interface CheckpointState {
 
 const firstMomentPrefix = 'adamw.first/';
 const secondMomentPrefix = 'adamw.second/';
+const bestPrefix = 'best/';
 
-/** Writes the checkpoint atomically. */
-export async function writeCheckpoint(path: string, runner: EpochRunner, optimizer: AdamW, state: CheckpointState): Promise<void> {
+/**
+ * Writes the checkpoint atomically. It also stores the best parameters so far, because best.safetensors
+ * may already hold a later epoch's parameters when a run is killed between the two writes.
+ */
+export async function writeCheckpoint(path: string, runner: EpochRunner, optimizer: AdamW, state: CheckpointState, best: ParameterSnapshot | undefined): Promise<void> {
   const tensors = new Map<string, TensorEntry>();
   for (const [name, data] of runner.parameters()) {
     tensors.set(name, { shape: [data.length], data });
+  }
+  for (const [name, data] of best ?? []) {
+    tensors.set(`${bestPrefix}${name}`, { shape: [data.length], data });
   }
   for (const [name, moments] of optimizer.moments) {
     tensors.set(`${firstMomentPrefix}${name}`, { shape: [moments.first.length], data: moments.first });
@@ -36,6 +45,8 @@ export async function writeCheckpoint(path: string, runner: EpochRunner, optimiz
 /** A checkpoint read back: parameters, optimizer moments and state. */
 export interface Checkpoint {
   parameters: ParameterSnapshot;
+  /** Best parameters so far; empty before the first improvement. */
+  best: ParameterSnapshot;
   firstMoments: Map<string, Float32Array>;
   secondMoments: Map<string, Float32Array>;
   state: CheckpointState;
@@ -45,6 +56,7 @@ export interface Checkpoint {
 export async function readCheckpoint(path: string): Promise<Checkpoint> {
   const content = await readSafetensors(path);
   const parameters: ParameterSnapshot = new Map();
+  const best: ParameterSnapshot = new Map();
   const firstMoments = new Map<string, Float32Array>();
   const secondMoments = new Map<string, Float32Array>();
   for (const [name, tensor] of content.tensors) {
@@ -52,9 +64,11 @@ export async function readCheckpoint(path: string): Promise<Checkpoint> {
       firstMoments.set(name.slice(firstMomentPrefix.length), tensor.data);
     } else if (name.startsWith(secondMomentPrefix)) {
       secondMoments.set(name.slice(secondMomentPrefix.length), tensor.data);
+    } else if (name.startsWith(bestPrefix)) {
+      best.set(name.slice(bestPrefix.length), tensor.data);
     } else {
       parameters.set(name, tensor.data);
     }
   }
-  return { parameters, firstMoments, secondMoments, state: JSON.parse(content.metadata.state ?? '{}') as CheckpointState };
+  return { parameters, best, firstMoments, secondMoments, state: JSON.parse(content.metadata.state ?? '{}') as CheckpointState };
 }

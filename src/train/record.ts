@@ -54,3 +54,17 @@ function formatCell(value: string | number): string {
   }
   return Number.isInteger(value) ? String(value) : value.toPrecision(6);
 }
+
+/** Parses log.csv back into records; used when resuming a run. */
+export function csvToRecords(text: string): EpochRecord[] {
+  const lines = text.split(/\r?\n/).filter((line) => line.trim() !== '');
+  const header = lines.shift()?.split(',') ?? [];
+  return lines.map((line) => {
+    const cells = line.split(',');
+    const record: Record<string, string | number> = {};
+    header.forEach((column, index) => {
+      record[column] = column === 'phase' ? cells[index] : Number(cells[index]);
+    });
+    return record as unknown as EpochRecord;
+  });
+}

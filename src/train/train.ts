@@ -1,29 +1,31 @@
-// The training entry point: validate the data, open the backbone, run the phases with their callbacks,
-// and leave a complete run folder behind.
+// The training entry points: validate the data, open the backbone, run the adaptation and fine-tuning
+// phases with their callbacks, and leave a complete run folder behind. `resume` continues a run from
+// its last checkpoint with the same options and random state.
 import { join, resolve } from 'node:path';
 import { FeatureExtractor, resolveBackbone, type ResolvedBackbone } from '../backbone/backbone.js';
+import { cutAtTensor } from '../backbone/featureGraph.js';
 import { labelMatrix, loadDataset } from '../data/dataset.js';
 import { silentLog, silentProgress, type LogCallback, type ProgressCallback } from '../events.js';
 import { writeJsonAtomic } from '../files/atomic.js';
+import type { RgbImage } from '../image/decode.js';
 import { Random } from '../image/random.js';
 import { computeMetrics, type MultiLabelMetrics } from '../metrics/index.js';
 import { AdaptationRunner, evalViewFeatures } from './adaptation.js';
-import { cutAtTensor } from '../backbone/featureGraph.js';
-import type { RgbImage } from '../image/decode.js';
-import { writeCheckpoint } from './checkpoint.js';
-import { FinetuneRunner } from './finetune.js';
-import { buildInferenceModel } from './inferenceModel.js';
-import { runInferenceModel } from './inferenceSession.js';
-import { parseUnfreeze, selectTrainable, weightedLayers } from './unfreeze.js';
 import { AdamW, defaultAdamW } from './adamw.js';
 import { CsvLogger, EarlyStopping, EpochLogger, PeriodicCheckpoint, SaveBest, TerminateOnNonFinite, type ParameterSnapshot, type TrainingCallback } from './callbacks.js';
+import { readCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint.js';
+import { FinetuneRunner } from './finetune.js';
 import { createHead, headLogits, type LinearHead } from './head.js';
 import { loadEvalViews, loadTrainImages, type ImageSettings } from './images.js';
-import { headBiasName, headWeightName } from './inferenceModel.js';
+import { buildInferenceModel, headBiasName, headWeightName } from './inferenceModel.js';
+import { runInferenceModel } from './inferenceSession.js';
 import type { TrainOptions } from './options.js';
 import { copyParameters, runPhase, type EpochRunner } from './phase.js';
-import type { EpochRecord } from './record.js';
-import { createRunFolder, runFiles, saveBestModel } from './runFolder.js';
+import { csvToRecords, type EpochRecord } from './record.js';
+import { buildRunConfig, readRunConfig } from './runConfig.js';
+import { createRunFolder, RunFolderError, runFiles, saveBestModel } from './runFolder.js';
+import { parseUnfreeze, selectTrainable, weightedLayers } from './unfreeze.js';
+import { readFile } from 'node:fs/promises';
 
 /** Callbacks that receive the library's logs and progress. */
 export interface TrainHooks {
@@ -42,12 +44,30 @@ export interface TrainResult {
   best: EpochRecord;
   /** Test metrics of the kept model at threshold 0.5. */
   testMetrics: MultiLabelMetrics;
-  /** Wall time of the whole run in seconds. */
+  /** Wall time of this call in seconds. */
   seconds: number;
 }
 
-/** Trains a multi-label classifier and writes its run folder. */
+/** Trains a multi-label classifier and writes its run folder, which must be new or empty. */
 export async function train(options: TrainOptions, hooks: TrainHooks = {}): Promise<TrainResult> {
+  return runTraining(options, hooks, undefined);
+}
+
+/** Continues an interrupted run from its last checkpoint, with the options stored in its config.json. */
+export async function resume(runDir: string, hooks: TrainHooks = {}, overrides: Pick<Partial<TrainOptions>, 'threads'> = {}): Promise<TrainResult> {
+  const config = await readRunConfig(runDir);
+  const checkpointPath = join(runDir, runFiles.checkpoint);
+  const checkpoint = await readCheckpoint(checkpointPath).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') {
+      throw new RunFolderError(`${runDir} has no ${runFiles.checkpoint} yet: the run stopped before its first checkpoint. Start it again with a new --out folder.`);
+    }
+    throw error;
+  });
+  const options: TrainOptions = { ...config.training, ...overrides, outDir: runDir };
+  return runTraining(options, hooks, checkpoint);
+}
+
+async function runTraining(options: TrainOptions, hooks: TrainHooks, checkpoint: Checkpoint | undefined): Promise<TrainResult> {
   const log = hooks.log ?? silentLog;
   const onProgress = hooks.onProgress ?? silentProgress;
   const started = performance.now();
@@ -58,14 +78,18 @@ export async function train(options: TrainOptions, hooks: TrainHooks = {}): Prom
     log('warn', `${warning.file}${warning.line ? `:${warning.line}` : ''}: ${warning.message}`);
   }
   const backbone = await resolveBackbone({ ...options.backbone, onProgress: options.backbone.onProgress ?? onProgress });
-  await createRunFolder(options.outDir);
+  if (!checkpoint) {
+    await createRunFolder(options.outDir);
+  }
   const labels = dataset.train.labels;
   log('info', `training on ${dataset.train.items.length} images, testing on ${dataset.test.items.length}, labels: ${labels.join(', ')}`);
 
   const extractor = await FeatureExtractor.create(backbone, { threads: options.threads });
   log('info', `backbone ${backbone.path}: input ${backbone.inputName} ${backbone.preprocessing.inputSize}px, features ${backbone.featureName} (${extractor.featureSize})`);
-  const config = runConfig(options, backbone, labels, extractor.featureSize, dataset.train.items.length, dataset.test.items.length);
-  await writeJsonAtomic(join(options.outDir, runFiles.config), config);
+  if (!checkpoint) {
+    const config = buildRunConfig(options, backbone, labels, extractor.featureSize, dataset.train.items.length, dataset.test.items.length);
+    await writeJsonAtomic(join(options.outDir, runFiles.config), config);
+  }
 
   const images: ImageSettings = {
     inputSize: backbone.preprocessing.inputSize,
@@ -76,10 +100,13 @@ export async function train(options: TrainOptions, hooks: TrainHooks = {}): Prom
 
   try {
     const trainImages = await loadTrainImages(dataset.train.items.map((item) => item.path), images, onProgress);
+    const trainTargets = labelMatrix(dataset.train);
     const testViews = await loadEvalViews(dataset.test.items.map((item) => item.path), images, 'decode test images', onProgress);
     const testFeatures = await evalViewFeatures(extractor, testViews, images, options.batchSize, 'features test', onProgress);
     const testTargets = labelMatrix(dataset.test);
 
+    // Each consumer of randomness gets its own stream, so changing one (say, the augmentation) leaves
+    // the others as they were.
     const random = new Random(options.seed);
     const headRandom = random.fork();
     const shuffleRandom = random.fork();
@@ -87,12 +114,12 @@ export async function train(options: TrainOptions, hooks: TrainHooks = {}): Prom
     const head = createHead(extractor.featureSize, labels.length, headRandom);
     const optimizer = new AdamW({ ...defaultAdamW, learningRate: options.learningRate, weightDecay: options.weightDecay });
 
-    const runner = new AdaptationRunner({
+    const adaptationRunner = new AdaptationRunner({
       extractor,
       head,
       optimizer,
       trainImages,
-      trainTargets: labelMatrix(dataset.train),
+      trainTargets,
       testFeatures,
       testCount: testViews.length,
       images,
@@ -101,22 +128,31 @@ export async function train(options: TrainOptions, hooks: TrainHooks = {}): Prom
       augmentRandom,
       cacheViews: options.cacheViews,
     });
-    await runner.prepare(onProgress);
+    // Cached views come from the seed's augmentation stream, so a resumed run recomputes the same ones.
+    await adaptationRunner.prepare(onProgress);
 
     const thresholds = labels.map(() => 0.5);
-    const csvLogger = new CsvLogger(join(options.outDir, runFiles.log));
+    const csvLogger = new CsvLogger(join(options.outDir, runFiles.log), checkpoint ? await readRecords(options.outDir, checkpoint.state.epoch) : []);
     const saveBest = new SaveBest(options.monitor, (parameters) => saveBestModel(options.outDir, backbone, parameters, labels, extractor.featureSize, thresholds));
     const earlyStopping = new EarlyStopping(options.monitor, options.patience);
-    let currentRunner: EpochRunner = runner;
+    let currentRunner: EpochRunner = adaptationRunner;
+    let adaptationEpochs: number | undefined;
     const saveCheckpoint = (): Promise<void> =>
-      writeCheckpoint(join(options.outDir, runFiles.checkpoint), currentRunner, optimizer, {
-        epoch: csvLogger.records.length,
-        phase: currentRunner.phase,
-        optimizerStep: optimizer.step,
-        earlyStopping: earlyStopping.getState(),
-        saveBest: saveBest.getState(),
-        random: { shuffle: shuffleRandom.getState(), augment: augmentRandom.getState() },
-      });
+      writeCheckpoint(
+        join(options.outDir, runFiles.checkpoint),
+        currentRunner,
+        optimizer,
+        {
+          epoch: csvLogger.records.length,
+          phase: currentRunner.phase,
+          adaptationEpochs,
+          optimizerStep: optimizer.step,
+          earlyStopping: earlyStopping.getState(),
+          saveBest: saveBest.getState(),
+          random: { shuffle: shuffleRandom.getState(), augment: augmentRandom.getState() },
+        },
+        saveBest.bestParameters,
+      );
     const callbacks = [
       new TerminateOnNonFinite(),
       new EpochLogger(),
@@ -126,25 +162,54 @@ export async function train(options: TrainOptions, hooks: TrainHooks = {}): Prom
       new PeriodicCheckpoint(options.checkpointEvery),
       ...(hooks.callbacks ?? []),
     ];
-    const loop = { callbacks, labels, testTargets, saveCheckpoint, log, onProgress, phaseEpochsDone: 0 };
+    const loop = { callbacks, labels, testTargets, saveCheckpoint, log, onProgress };
 
-    const adaptation = await runPhase({ ...loop, runner, maxEpochs: options.epochs, epochsBefore: 0 });
+    // A resumed run restores the loop state of its checkpoint before the phase it stopped in.
+    const restore = (runner: EpochRunner): void => {
+      if (!checkpoint) {
+        return;
+      }
+      restoreParameters(runner.parameters(), checkpoint.parameters);
+      optimizer.restore(checkpoint.state.optimizerStep, checkpoint.firstMoments, checkpoint.secondMoments);
+      earlyStopping.setState(checkpoint.state.earlyStopping);
+      saveBest.setState(checkpoint.state.saveBest);
+      saveBest.bestParameters = checkpoint.best.size > 0 ? checkpoint.best : undefined;
+      shuffleRandom.restoreState(checkpoint.state.random.shuffle);
+      augmentRandom.restoreState(checkpoint.state.random.augment);
+      log('info', `resuming after epoch ${checkpoint.state.epoch} (${checkpoint.state.phase})`);
+    };
 
-    // Continue with the parameters of the best epoch, as the recipe's callback restores them.
-    restoreParameters(runner.parameters(), saveBest.bestParameters);
+    const resumeInFinetuning = checkpoint?.state.phase === 'finetuning';
+    if (resumeInFinetuning) {
+      adaptationEpochs = checkpoint!.state.adaptationEpochs ?? 0;
+    } else {
+      restore(adaptationRunner);
+      const phaseEpochsDone = checkpoint?.state.epoch ?? 0;
+      adaptationRunner.epochsTrained = phaseEpochsDone;
+      const adaptation = await runPhase({
+        ...loop,
+        runner: adaptationRunner,
+        // A checkpoint written in the epoch that triggered early stopping ends the phase at once.
+        maxEpochs: earlyStopping.epochsWithoutImprovement >= earlyStopping.patience ? phaseEpochsDone : options.epochs,
+        epochsBefore: phaseEpochsDone,
+        phaseEpochsDone,
+      });
+      adaptationEpochs = adaptation.lastEpoch;
+
+      // Continue with the parameters of the best epoch, as the recipe's callback restores them.
+      restoreParameters(adaptationRunner.parameters(), saveBest.bestParameters);
+    }
 
     if (options.finetune && options.finetuneEpochs > 0) {
       const layers = weightedLayers(cutAtTensor(backbone.model, backbone.featureName));
       const trainable = selectTrainable(layers, parseUnfreeze(options.unfreeze));
-      optimizer.reset({ ...defaultAdamW, learningRate: options.finetuneLearningRate, weightDecay: options.weightDecay });
-      earlyStopping.resetPatience(options.finetunePatience);
       const finetuning = new FinetuneRunner({
         backbone,
         head,
         trainable,
         optimizer,
         trainImages,
-        trainTargets: labelMatrix(dataset.train),
+        trainTargets,
         testViews,
         images,
         batchSize: options.batchSize,
@@ -153,18 +218,27 @@ export async function train(options: TrainOptions, hooks: TrainHooks = {}): Prom
         augmentRandom,
         session: { threads: options.threads },
       });
-      log('info', `fine-tuning ${trainable.length} backbone tensors (${countValues(finetuning.parameters()) - head.weight.length - head.bias.length} values) of ${layers.length} layers, unfreeze ${options.unfreeze}`);
+      optimizer.reset({ ...defaultAdamW, learningRate: options.finetuneLearningRate, weightDecay: options.weightDecay });
+      earlyStopping.resetPatience(options.finetunePatience);
+      if (resumeInFinetuning) {
+        restore(finetuning);
+      }
+      const backboneValues = countValues(finetuning.parameters()) - head.weight.length - head.bias.length;
+      log('info', `fine-tuning ${trainable.length} backbone tensors (${backboneValues} values) of ${layers.length} layers, unfreeze ${options.unfreeze}`);
+
       await finetuning.prepare();
       currentRunner = finetuning;
+      const phaseEpochsDone = resumeInFinetuning ? checkpoint!.state.epoch - adaptationEpochs : 0;
       try {
-        await runPhase({ ...loop, runner: finetuning, maxEpochs: options.finetuneEpochs, epochsBefore: adaptation.lastEpoch });
+        const stopped = earlyStopping.epochsWithoutImprovement >= earlyStopping.patience;
+        await runPhase({ ...loop, runner: finetuning, maxEpochs: stopped ? phaseEpochsDone : options.finetuneEpochs, epochsBefore: adaptationEpochs + phaseEpochsDone, phaseEpochsDone });
       } finally {
         await finetuning.release();
       }
     }
 
-    const bestParameters = saveBest.bestParameters ?? copyParameters(runner.parameters());
-    const bestLogits = await testLogitsOf(bestParameters, { backbone, head, extractor, testFeatures, testViews, images, threads: options.threads });
+    const bestParameters = saveBest.bestParameters ?? copyParameters(currentRunner.parameters());
+    const bestLogits = await testLogitsOf(bestParameters, { backbone, head, testFeatures, testViews, images, threads: options.threads });
     const testMetrics = computeMetrics({ logits: bestLogits, targets: testTargets, labels, thresholds });
     await writeJsonAtomic(join(options.outDir, runFiles.metrics), { threshold: 0.5, test: testMetrics });
 
@@ -173,6 +247,12 @@ export async function train(options: TrainOptions, hooks: TrainHooks = {}): Prom
   } finally {
     await extractor.release();
   }
+}
+
+/** Reads the first `epochs` records of log.csv; later rows belong to epochs the checkpoint does not cover. */
+async function readRecords(runDir: string, epochs: number): Promise<EpochRecord[]> {
+  const text = await readFile(join(runDir, runFiles.log), 'utf8').catch(() => '');
+  return csvToRecords(text).slice(0, epochs);
 }
 
 function countValues(parameters: ParameterSnapshot): number {
@@ -184,12 +264,12 @@ function countValues(parameters: ParameterSnapshot): number {
 }
 
 /**
- * Computes test logits of a parameter snapshot: from the cached features when it holds only the head,
- * else through an inference model built with its backbone weights.
+ * Computes test logits of a parameter snapshot: from the cached features when it contains only the
+ * head, else through an inference model built with its backbone weights.
  */
 async function testLogitsOf(
   parameters: ParameterSnapshot,
-  context: { backbone: ResolvedBackbone; head: LinearHead; extractor: FeatureExtractor; testFeatures: Float32Array; testViews: RgbImage[]; images: ImageSettings; threads?: number },
+  context: { backbone: ResolvedBackbone; head: LinearHead; testFeatures: Float32Array; testViews: RgbImage[]; images: ImageSettings; threads?: number },
 ): Promise<Float32Array> {
   const { head } = context;
   const onlyHead = [...parameters.keys()].every((name) => name === headWeightName || name === headBiasName);
@@ -197,52 +277,12 @@ async function testLogitsOf(
     const bestHead: LinearHead = { ...head, weight: parameters.get(headWeightName)!, bias: parameters.get(headBiasName)! };
     return headLogits(bestHead, context.testFeatures, context.testViews.length);
   }
-  const predictorModel = buildInferenceModel(context.backbone, parameters, head.labelCount, head.featureSize);
-  return runInferenceModel(predictorModel, context.backbone.inputName, context.testViews, context.images, context.threads);
+  const model = buildInferenceModel(context.backbone, parameters, head.labelCount, head.featureSize);
+  return runInferenceModel(model, context.backbone.inputName, context.testViews, context.images, context.threads);
 }
 
 function restoreParameters(live: ParameterSnapshot, saved: ParameterSnapshot | undefined): void {
-  if (!saved) {
-    return;
-  }
-  for (const [name, values] of saved) {
+  for (const [name, values] of saved ?? []) {
     live.get(name)?.set(values);
   }
-}
-
-function runConfig(options: TrainOptions, backbone: ResolvedBackbone, labels: string[], featureSize: number, trainCount: number, testCount: number) {
-  return {
-    format: 'multitag-run',
-    version: 1,
-    createdAt: new Date().toISOString(),
-    labels,
-    backbone: {
-      source: options.backbone.source,
-      path: resolve(backbone.path),
-      sha256: backbone.sha256,
-      catalogName: backbone.catalogName ?? null,
-      inputName: backbone.inputName,
-      featureName: backbone.featureName,
-      featureSize,
-      preprocessing: backbone.preprocessing,
-    },
-    head: { type: 'linear', weight: headWeightName, bias: headBiasName, activation: 'sigmoid', loss: 'binary cross-entropy from logits' },
-    data: { dir: resolve(options.dataDir), layout: options.layout ?? {}, trainCount, testCount },
-    training: {
-      epochs: options.epochs,
-      batchSize: options.batchSize,
-      learningRate: options.learningRate,
-      weightDecay: options.weightDecay,
-      optimizer: 'AdamW',
-      betas: [defaultAdamW.beta1, defaultAdamW.beta2],
-      patience: options.patience,
-      monitor: options.monitor,
-      checkpointEvery: options.checkpointEvery,
-      seed: options.seed,
-      cacheViews: options.cacheViews,
-      augment: options.augment,
-      maxPixels: options.maxPixels,
-      threads: options.threads ?? null,
-    },
-  };
 }

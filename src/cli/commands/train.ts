@@ -3,15 +3,17 @@ import { Command, Option } from 'commander';
 import { parseChannelTriple } from '../../backbone/preprocessing.js';
 import { defaultTrainOptions, recipes, type RecipeName, type TrainOptions } from '../../train/options.js';
 import { monitoredMetrics, type MonitoredMetric } from '../../train/record.js';
-import { train } from '../../train/train.js';
+import { resume, train, type TrainResult } from '../../train/train.js';
+import type { LogCallback } from '../../events.js';
 import { metricsTable } from '../format.js';
 import { integerOption, numberOption, positiveNumberOption } from '../options.js';
 import type { Terminal } from '../terminal.js';
 
 interface TrainFlags {
-  data: string;
+  data?: string;
   backbone: string;
-  out: string;
+  out?: string;
+  resume?: string;
   trainCsv: string;
   trainImages: string;
   testCsv: string;
@@ -46,9 +48,10 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
   program
     .command('train')
     .description('Train a multi-label classifier on a data folder by transfer learning, then print its test metrics.')
-    .requiredOption('--data <dir>', 'data folder holding train_label.csv, train/, test_label.csv and test/')
+    .option('--data <dir>', 'data folder containing train_label.csv, train/, test_label.csv and test/')
     .option('--backbone <name|path>', 'pretrained backbone: a catalog name (mobilenet_v2, downloaded once) or the path of an .onnx file', 'mobilenet_v2')
-    .requiredOption('--out <dir>', 'run folder to create for the config, logs, checkpoints and the best model; must be new or empty')
+    .option('--out <dir>', 'run folder to create for the config, logs, checkpoints and the best model; must be new or empty')
+    .option('--resume <dir>', 'continue the interrupted run in this run folder from its last checkpoint, with its stored options (only --threads may change)')
     .option('--train-csv <name>', 'training label CSV inside the data folder', 'train_label.csv')
     .option('--train-images <name>', 'training image folder inside the data folder', 'train')
     .option('--test-csv <name>', 'test label CSV inside the data folder', 'test_label.csv')
@@ -76,6 +79,22 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
     .option('--micro-batch-size <images>', 'images per training-graph run in the fine-tuning phase; smaller values use less memory', integerOption(1, 4096), defaults.microBatchSize)
     .addOption(new Option('--recipe <name>', 'preset of the options above: default, or seed for the PyTorch tutorial (all layers, lr 1e-3 then 1e-5, patience 2 then 5); explicit options override it').choices(Object.keys(recipes)).default('default'))
     .action(async (flags: TrainFlags, command: Command) => {
+      if (flags.resume) {
+        const changed = command.options
+          .map((option) => option.attributeName())
+          .filter((name) => !['resume', 'threads'].includes(name) && command.getOptionValueSource(name) === 'cli');
+        if (changed.length > 0) {
+          command.error(`error: --resume continues a run with its stored options; remove ${changed.map((name) => `--${kebab(name)}`).join(', ')}.`, { exitCode: 1 });
+        }
+        const { log, onProgress } = terminal();
+        const result = await resume(flags.resume, { log, onProgress }, { threads: flags.threads });
+        report(result, log);
+        return;
+      }
+      if (!flags.data || !flags.out) {
+        command.error('error: train needs --data DIR and --out RUN_DIR (or --resume RUN_DIR to continue a run).', { exitCode: 1 });
+      }
+
       const { log, onProgress } = terminal();
       const options: TrainOptions = {
         dataDir: flags.data,
@@ -112,8 +131,7 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
       applyRecipe(options, recipes[flags.recipe], command);
 
       const result = await train(options, { log, onProgress });
-      log('info', `run folder ${result.runDir}: best epoch ${result.best.epoch} (${result.best.phase}), ${result.seconds.toFixed(1)} s in all`);
-      process.stdout.write(metricsTable(result.testMetrics, 'Test metrics of the best model (threshold 0.5):'));
+      report(result, log);
     });
 }
 
@@ -139,4 +157,13 @@ function applyRecipe(options: TrainOptions, recipe: Partial<TrainOptions>, comma
       options[key] = value;
     }
   }
+}
+
+function report(result: TrainResult, log: LogCallback): void {
+  log('info', `run folder ${result.runDir}: best epoch ${result.best.epoch} (${result.best.phase}), ${result.seconds.toFixed(1)} s in all`);
+  process.stdout.write(metricsTable(result.testMetrics, 'Test metrics of the best model (threshold 0.5):'));
+}
+
+function kebab(name: string): string {
+  return name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
 }

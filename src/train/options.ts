@@ -48,6 +48,8 @@ export interface TrainOptions {
   unfreeze: string;
   /** Images per training-graph run in the fine-tuning phase; the gradients of a batch's micro-batches are summed. */
   microBatchSize: number;
+  /** Fraction of the training split held out to tune per-label thresholds; 0 keeps every threshold at 0.5. */
+  validationFraction: number;
 }
 
 /** Defaults of the options that have one. */
@@ -69,6 +71,7 @@ export const defaultTrainOptions = {
   finetunePatience: 5,
   unfreeze: 'all',
   microBatchSize: 16,
+  validationFraction: 0.1,
 } satisfies Omit<TrainOptions, 'dataDir' | 'backbone' | 'outDir'>;
 
 /** Names of the built-in recipes. */
@@ -92,5 +95,6 @@ export const recipes: Record<RecipeName, Partial<TrainOptions>> = {
     finetuneLearningRate: 1e-5,
     finetunePatience: 5,
     unfreeze: 'all',
+    validationFraction: 0,
   },
 };

@@ -23,7 +23,8 @@ import type { TrainOptions } from './options.js';
 import { copyParameters, runPhase, type EpochRunner } from './phase.js';
 import { csvToRecords, type EpochRecord } from './record.js';
 import { buildRunConfig, readRunConfig } from './runConfig.js';
-import { createRunFolder, RunFolderError, runFiles, saveBestModel } from './runFolder.js';
+import { createRunFolder, modelMetadata, RunFolderError, runFiles, saveBestModel } from './runFolder.js';
+import { selectRows, splitValidation, tuneThresholds } from './thresholds.js';
 import { parseUnfreeze, selectTrainable, weightedLayers } from './unfreeze.js';
 import { readFile } from 'node:fs/promises';
 
@@ -44,6 +45,10 @@ export interface TrainResult {
   best: EpochRecord;
   /** Test metrics of the kept model at threshold 0.5. */
   testMetrics: MultiLabelMetrics;
+  /** Per-label thresholds tuned on the held-out part of the training split (0.5 without one). */
+  thresholds: number[];
+  /** Test metrics of the kept model at the tuned thresholds. */
+  tunedTestMetrics: MultiLabelMetrics;
   /** Wall time of this call in seconds. */
   seconds: number;
 }
@@ -99,18 +104,31 @@ async function runTraining(options: TrainOptions, hooks: TrainHooks, checkpoint:
   };
 
   try {
-    const trainImages = await loadTrainImages(dataset.train.items.map((item) => item.path), images, onProgress);
-    const trainTargets = labelMatrix(dataset.train);
-    const testViews = await loadEvalViews(dataset.test.items.map((item) => item.path), images, 'decode test images', onProgress);
-    const testFeatures = await evalViewFeatures(extractor, testViews, images, options.batchSize, 'features test', onProgress);
-    const testTargets = labelMatrix(dataset.test);
-
     // Each consumer of randomness gets its own stream, so changing one (say, the augmentation) leaves
     // the others as they were.
     const random = new Random(options.seed);
     const headRandom = random.fork();
     const shuffleRandom = random.fork();
     const augmentRandom = random.fork();
+    const validationRandom = random.fork();
+
+    const split = splitValidation(dataset.train.items.length, options.validationFraction, validationRandom);
+    const allTrainTargets = labelMatrix(dataset.train);
+    const trainItems = split.train.map((index) => dataset.train.items[index]);
+    const trainTargets = selectRows(allTrainTargets, labels.length, split.train);
+    const validationItems = split.validation.map((index) => dataset.train.items[index]);
+    const validationTargets = selectRows(allTrainTargets, labels.length, split.validation);
+    if (validationItems.length > 0) {
+      log('info', `holding out ${validationItems.length} training images to tune per-label thresholds`);
+    }
+
+    const trainImages = await loadTrainImages(trainItems.map((item) => item.path), images, onProgress);
+    const testViews = await loadEvalViews(dataset.test.items.map((item) => item.path), images, 'decode test images', onProgress);
+    const testFeatures = await evalViewFeatures(extractor, testViews, images, options.batchSize, 'features test', onProgress);
+    const testTargets = labelMatrix(dataset.test);
+    const validationViews = await loadEvalViews(validationItems.map((item) => item.path), images, 'decode validation images', onProgress);
+    const validationFeatures = await evalViewFeatures(extractor, validationViews, images, options.batchSize, 'features validation', onProgress);
+
     const head = createHead(extractor.featureSize, labels.length, headRandom);
     const optimizer = new AdamW({ ...defaultAdamW, learningRate: options.learningRate, weightDecay: options.weightDecay });
 
@@ -238,12 +256,37 @@ async function runTraining(options: TrainOptions, hooks: TrainHooks, checkpoint:
     }
 
     const bestParameters = saveBest.bestParameters ?? copyParameters(currentRunner.parameters());
-    const bestLogits = await testLogitsOf(bestParameters, { backbone, head, testFeatures, testViews, images, threads: options.threads });
-    const testMetrics = computeMetrics({ logits: bestLogits, targets: testTargets, labels, thresholds });
-    await writeJsonAtomic(join(options.outDir, runFiles.metrics), { threshold: 0.5, test: testMetrics });
+    const context = { backbone, head, images, threads: options.threads };
+    const testLogits = await logitsOf(bestParameters, testViews, testFeatures, context);
+    const testMetrics = computeMetrics({ logits: testLogits, targets: testTargets, labels, thresholds });
+
+    // Tune thresholds on the held-out images, then store them in model.json for predict and evaluate.
+    let tunedThresholds = thresholds;
+    if (validationViews.length > 0) {
+      const validationLogits = await logitsOf(bestParameters, validationViews, validationFeatures, context);
+      tunedThresholds = tuneThresholds(validationLogits, validationTargets, labels.length);
+      await writeJsonAtomic(join(options.outDir, runFiles.modelMetadata), modelMetadata(backbone, labels, tunedThresholds));
+      log('info', `tuned thresholds: ${labels.map((label, index) => `${label} ${tunedThresholds[index].toFixed(3)}`).join(', ')}`);
+    }
+    const tunedMetrics = computeMetrics({ logits: testLogits, targets: testTargets, labels, thresholds: tunedThresholds });
+    await writeJsonAtomic(join(options.outDir, runFiles.metrics), {
+      thresholds: Object.fromEntries(labels.map((label, index) => [label, tunedThresholds[index]])),
+      validationCount: validationViews.length,
+      testAtHalf: testMetrics,
+      testAtTuned: tunedMetrics,
+    });
 
     const best = csvLogger.records.find((record) => record.epoch === saveBest.bestEpoch) ?? csvLogger.records[csvLogger.records.length - 1];
-    return { runDir: resolve(options.outDir), labels, records: csvLogger.records, best, testMetrics, seconds: (performance.now() - started) / 1000 };
+    return {
+      runDir: resolve(options.outDir),
+      labels,
+      records: csvLogger.records,
+      best,
+      testMetrics,
+      thresholds: tunedThresholds,
+      tunedTestMetrics: tunedMetrics,
+      seconds: (performance.now() - started) / 1000,
+    };
   } finally {
     await extractor.release();
   }
@@ -264,21 +307,24 @@ function countValues(parameters: ParameterSnapshot): number {
 }
 
 /**
- * Computes test logits of a parameter snapshot: from the cached features when it contains only the
- * head, else through an inference model built with its backbone weights.
+ * Computes the logits of a parameter snapshot on evaluation views: from the views' frozen-backbone
+ * features when the snapshot contains only the head, else through an inference model built with its
+ * backbone weights.
  */
-async function testLogitsOf(
+async function logitsOf(
   parameters: ParameterSnapshot,
-  context: { backbone: ResolvedBackbone; head: LinearHead; testFeatures: Float32Array; testViews: RgbImage[]; images: ImageSettings; threads?: number },
+  views: readonly RgbImage[],
+  features: Float32Array,
+  context: { backbone: ResolvedBackbone; head: LinearHead; images: ImageSettings; threads?: number },
 ): Promise<Float32Array> {
   const { head } = context;
   const onlyHead = [...parameters.keys()].every((name) => name === headWeightName || name === headBiasName);
   if (onlyHead) {
     const bestHead: LinearHead = { ...head, weight: parameters.get(headWeightName)!, bias: parameters.get(headBiasName)! };
-    return headLogits(bestHead, context.testFeatures, context.testViews.length);
+    return headLogits(bestHead, features, views.length);
   }
   const model = buildInferenceModel(context.backbone, parameters, head.labelCount, head.featureSize);
-  return runInferenceModel(model, context.backbone.inputName, context.testViews, context.images, context.threads);
+  return runInferenceModel(model, context.backbone.inputName, views, context.images, context.threads);
 }
 
 function restoreParameters(live: ParameterSnapshot, saved: ParameterSnapshot | undefined): void {

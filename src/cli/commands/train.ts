@@ -39,6 +39,7 @@ interface TrainFlags {
   finetunePatience: number;
   unfreeze: string;
   microBatchSize: number;
+  validationFraction: number;
   recipe: RecipeName;
 }
 
@@ -77,6 +78,7 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
     .option('--finetune-patience <epochs>', 'early-stopping patience of the fine-tuning phase', integerOption(1), defaults.finetunePatience)
     .option('--unfreeze <layers>', 'backbone layers that train in the fine-tuning phase: all, last:N (the last N layers with weights) or from:NODE', defaults.unfreeze)
     .option('--micro-batch-size <images>', 'images per training-graph run in the fine-tuning phase; smaller values use less memory', integerOption(1, 4096), defaults.microBatchSize)
+    .option('--validation-fraction <fraction>', 'fraction of the training images held out to tune per-label thresholds, from 0 to 0.5; 0 keeps every threshold at 0.5', numberOption(0, 0.5), defaults.validationFraction)
     .addOption(new Option('--recipe <name>', 'preset of the options above: default, or seed for the PyTorch tutorial (all layers, lr 1e-3 then 1e-5, patience 2 then 5); explicit options override it').choices(Object.keys(recipes)).default('default'))
     .action(async (flags: TrainFlags, command: Command) => {
       if (flags.resume) {
@@ -127,6 +129,7 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
         finetunePatience: flags.finetunePatience,
         unfreeze: flags.unfreeze,
         microBatchSize: flags.microBatchSize,
+        validationFraction: flags.validationFraction,
       };
       applyRecipe(options, recipes[flags.recipe], command);
 
@@ -147,6 +150,7 @@ const recipeFlagNames: Partial<Record<keyof TrainOptions, string>> = {
   finetuneLearningRate: 'finetuneLr',
   finetunePatience: 'finetunePatience',
   unfreeze: 'unfreeze',
+  validationFraction: 'validationFraction',
 };
 
 /** Sets each recipe value unless the user gave that option on the command line. */
@@ -162,6 +166,10 @@ function applyRecipe(options: TrainOptions, recipe: Partial<TrainOptions>, comma
 function report(result: TrainResult, log: LogCallback): void {
   log('info', `run folder ${result.runDir}: best epoch ${result.best.epoch} (${result.best.phase}), ${result.seconds.toFixed(1)} s in all`);
   process.stdout.write(metricsTable(result.testMetrics, 'Test metrics of the best model (threshold 0.5):'));
+  if (result.thresholds.some((threshold) => threshold !== 0.5)) {
+    process.stdout.write('\n');
+    process.stdout.write(metricsTable(result.tunedTestMetrics, 'Test metrics at the per-label thresholds tuned on the held-out training images:'));
+  }
 }
 
 function kebab(name: string): string {

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // The multitag command line: a thin layer that parses options, calls the library and prints results.
 import { Command, CommanderError } from 'commander';
+import { addAuditCommand } from './commands/audit.js';
 import { addEvaluateCommand } from './commands/evaluate.js';
 import { addPredictCommand } from './commands/predict.js';
+import { addReportCommand } from './commands/report.js';
 import { addTrainCommand } from './commands/train.js';
 import { createTerminal, type LogFormat, type Terminal } from './terminal.js';
 import { userErrorMessage } from './userErrors.js';
@@ -29,6 +31,8 @@ program
 addTrainCommand(program, getTerminal);
 addEvaluateCommand(program, getTerminal);
 addPredictCommand(program, getTerminal);
+addReportCommand(program, getTerminal);
+addAuditCommand(program, getTerminal);
 
 try {
   await program.parseAsync(process.argv);

@@ -78,23 +78,27 @@ function barProgress(bars: cliProgress.MultiBar): ProgressCallback {
   };
 }
 
-/** Logs a task's progress at every quarter and at its end, with rate and estimated time left. */
+/**
+ * Logs a task's progress at every quarter, with rate and estimated time left. Tasks shorter than a few
+ * seconds log nothing, because the line that follows them (an epoch's metrics, say) already reports them.
+ */
 function lineProgress(log: LogCallback): ProgressCallback {
+  const quietSeconds = 3;
   let current: { task: string; started: number; nextQuarter: number } | undefined;
   return (progress: Progress) => {
     if (!current || current.task !== progress.task) {
       current = { task: progress.task, started: performance.now(), nextQuarter: 1 };
     }
     const fraction = progress.total > 0 ? progress.done / progress.total : 1;
-    if (fraction * 4 < current.nextQuarter && progress.done < progress.total) {
-      return;
-    }
-    current.nextQuarter = Math.floor(fraction * 4) + 1;
     const seconds = (performance.now() - current.started) / 1000;
-    const rate = seconds > 0 ? progress.done / seconds : 0;
-    const remaining = rate > 0 ? (progress.total - progress.done) / rate : 0;
-    log('info', `${progress.task}: ${progress.done}/${progress.total} ${progress.unit}, ${rate.toFixed(1)} ${progress.unit}/s, ${remaining.toFixed(0)} s left`);
-    if (progress.done >= progress.total) {
+    const finished = progress.done >= progress.total;
+    if (fraction * 4 >= current.nextQuarter && seconds >= quietSeconds && !finished) {
+      current.nextQuarter = Math.floor(fraction * 4) + 1;
+      const rate = progress.done / seconds;
+      const remaining = rate > 0 ? (progress.total - progress.done) / rate : 0;
+      log('info', `${progress.task}: ${progress.done}/${progress.total} ${progress.unit}, ${rate.toFixed(1)} ${progress.unit}/s, ${remaining.toFixed(0)} s left`);
+    }
+    if (finished) {
       current = undefined;
     }
   };

@@ -4,6 +4,7 @@
 /** Names of the error classes that describe a user mistake and carry a message with the fix. */
 const userErrorNames = new Set([
   'BackboneError',
+  'BadImagesError',
   'DataValidationError',
   'DownloadError',
   'FeatureTensorError',

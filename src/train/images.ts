@@ -3,7 +3,7 @@
 import { availableParallelism } from 'node:os';
 import type { ProgressCallback } from '../events.js';
 import { augmentView, type AugmentOptions } from '../image/augment.js';
-import { decodeEvalView, decodeImage, type DecodeOptions, type RgbImage } from '../image/decode.js';
+import { decodeEvalView, decodeImage, ImageDecodeError, type DecodeOptions, type RgbImage } from '../image/decode.js';
 import { normalizeInto, type Normalization } from '../image/normalize.js';
 import type { Random } from '../image/random.js';
 import { mapConcurrent } from './parallel.js';
@@ -68,4 +68,54 @@ export function normalizeBatch(views: readonly RgbImage[], settings: ImageSettin
 export function augmentedBatch(images: readonly RgbImage[], indices: readonly number[], settings: ImageSettings, random: Random): Float32Array {
   const views = indices.map((index) => augmentView(images[index], settings.inputSize, random, settings.augment));
   return normalizeBatch(views, settings);
+}
+
+/** Images decoded one by one, with the files that failed and why. */
+export interface DecodeOutcome {
+  /** Decoded images, undefined where decoding failed; in the order of the paths. */
+  images: (RgbImage | undefined)[];
+  failures: ImageDecodeError[];
+}
+
+/**
+ * Decodes every file with `decode`, collecting decode failures instead of stopping at the first, so
+ * a user sees every bad file at once. Errors other than ImageDecodeError still propagate.
+ */
+export async function decodeAll(
+  paths: readonly string[],
+  decode: (path: string) => Promise<RgbImage>,
+  task: string,
+  settings: ImageSettings,
+  onProgress?: ProgressCallback,
+): Promise<DecodeOutcome> {
+  const failures: ImageDecodeError[] = [];
+  const total = paths.length;
+  const images = await mapConcurrent(
+    paths,
+    settings.concurrency ?? defaultConcurrency(),
+    async (path) => {
+      try {
+        return await decode(path);
+      } catch (error) {
+        if (error instanceof ImageDecodeError) {
+          failures.push(error);
+          return undefined;
+        }
+        throw error;
+      }
+    },
+    (done) => onProgress?.({ task, done, total, unit: 'images' }),
+  );
+  return { images, failures };
+}
+
+/** Decodes a training image shrunk to the working size. */
+export function trainImageDecoder(settings: ImageSettings): (path: string) => Promise<RgbImage> {
+  const maxShortSide = workingShortSide(settings.inputSize);
+  return (path) => decodeImage(path, { ...settings.decode, maxShortSide });
+}
+
+/** Decodes the evaluation view of an image. */
+export function evalViewDecoder(settings: ImageSettings): (path: string) => Promise<RgbImage> {
+  return (path) => decodeEvalView(path, settings.inputSize, settings.decode);
 }

@@ -2,6 +2,7 @@
 import type { BackboneRequest } from '../backbone/backbone.js';
 import type { DatasetLayout } from '../data/dataset.js';
 import type { AugmentOptions } from '../image/augment.js';
+import type { BadImagePolicy } from './badImages.js';
 import type { MonitoredMetric } from './record.js';
 
 /** Options of {@link train}. */
@@ -50,6 +51,8 @@ export interface TrainOptions {
   microBatchSize: number;
   /** Fraction of the training split held out to tune per-label thresholds; 0 keeps every threshold at 0.5. */
   validationFraction: number;
+  /** What to do with images that cannot be decoded: stop before training (`error`) or train without them (`skip`). */
+  onBadImage: BadImagePolicy;
 }
 
 /** Defaults of the options that have one. */
@@ -72,6 +75,7 @@ export const defaultTrainOptions = {
   unfreeze: 'all',
   microBatchSize: 16,
   validationFraction: 0.1,
+  onBadImage: 'error',
 } satisfies Omit<TrainOptions, 'dataDir' | 'backbone' | 'outDir'>;
 
 /** Names of the built-in recipes. */

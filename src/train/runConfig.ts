@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ResolvedBackbone } from '../backbone/backbone.js';
 import { defaultAdamW } from './adamw.js';
+import type { SkippedImage } from './badImages.js';
 import { headBiasName, headWeightName } from './inferenceModel.js';
 import type { TrainOptions } from './options.js';
 import { RunFolderError, runFiles } from './runFolder.js';
@@ -28,13 +29,21 @@ export interface RunConfig {
   };
   head: { type: 'linear'; weight: string; bias: string; activation: 'sigmoid'; loss: string };
   optimizer: { name: 'AdamW'; betas: [number, number]; epsilon: number };
-  data: { dir: string; trainCount: number; testCount: number };
+  data: { dir: string; trainCount: number; testCount: number; skipped: SkippedImage[] };
   /** Every training option, so `--resume` continues with the same settings. */
   training: StoredTrainOptions;
 }
 
 /** Builds config.json for a run. */
-export function buildRunConfig(options: TrainOptions, backbone: ResolvedBackbone, labels: string[], featureSize: number, trainCount: number, testCount: number): RunConfig {
+export function buildRunConfig(
+  options: TrainOptions,
+  backbone: ResolvedBackbone,
+  labels: string[],
+  featureSize: number,
+  trainCount: number,
+  testCount: number,
+  skipped: SkippedImage[],
+): RunConfig {
   const { onProgress: _onProgress, catalog: _catalog, ...backboneRequest } = options.backbone;
   return {
     format: 'multitag-run',
@@ -53,7 +62,7 @@ export function buildRunConfig(options: TrainOptions, backbone: ResolvedBackbone
     },
     head: { type: 'linear', weight: headWeightName, bias: headBiasName, activation: 'sigmoid', loss: 'binary cross-entropy from logits' },
     optimizer: { name: 'AdamW', betas: [defaultAdamW.beta1, defaultAdamW.beta2], epsilon: defaultAdamW.epsilon },
-    data: { dir: resolve(options.dataDir), trainCount, testCount },
+    data: { dir: resolve(options.dataDir), trainCount, testCount, skipped },
     training: {
       ...options,
       dataDir: resolve(options.dataDir),

@@ -50,8 +50,8 @@ export class RunFolderError extends Error {
   }
 }
 
-/** Creates the run folder, rejecting a folder that already contains files, so no earlier run is overwritten. */
-export async function createRunFolder(dir: string): Promise<void> {
+/** Checks that the run folder is new or empty, so no earlier run is overwritten. */
+export async function checkRunFolder(dir: string): Promise<void> {
   const existing = await stat(dir).catch(() => undefined);
   if (existing && !existing.isDirectory()) {
     throw new RunFolderError(`--out ${dir} is a file, not a folder. Choose a folder path for the run.`);
@@ -62,6 +62,11 @@ export async function createRunFolder(dir: string): Promise<void> {
       throw new RunFolderError(`--out ${dir} is not empty (it contains ${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}). Choose a new folder, or continue that run with --resume ${dir}.`);
     }
   }
+}
+
+/** Creates the run folder after {@link checkRunFolder} has accepted it. */
+export async function createRunFolder(dir: string): Promise<void> {
+  await checkRunFolder(dir);
   try {
     await mkdir(dir, { recursive: true });
   } catch (error) {

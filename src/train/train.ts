@@ -16,14 +16,15 @@ import { CsvLogger, EarlyStopping, EpochLogger, PeriodicCheckpoint, SaveBest, Te
 import { readCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint.js';
 import { FinetuneRunner } from './finetune.js';
 import { createHead, headLogits, type LinearHead } from './head.js';
-import { loadEvalViews, loadTrainImages, type ImageSettings } from './images.js';
+import { decodeAll, evalViewDecoder, loadEvalViews, trainImageDecoder, type ImageSettings } from './images.js';
+import { BadImagesError, type SkippedImage } from './badImages.js';
 import { buildInferenceModel, headBiasName, headWeightName } from './inferenceModel.js';
 import { runInferenceModel } from './inferenceSession.js';
 import type { TrainOptions } from './options.js';
 import { copyParameters, runPhase, type EpochRunner } from './phase.js';
 import { csvToRecords, type EpochRecord } from './record.js';
 import { buildRunConfig, readRunConfig } from './runConfig.js';
-import { createRunFolder, modelMetadata, RunFolderError, runFiles, saveBestModel } from './runFolder.js';
+import { checkRunFolder, createRunFolder, modelMetadata, RunFolderError, runFiles, saveBestModel } from './runFolder.js';
 import { selectRows, splitValidation, tuneThresholds } from './thresholds.js';
 import { parseUnfreeze, selectTrainable, weightedLayers } from './unfreeze.js';
 import { readFile } from 'node:fs/promises';
@@ -84,24 +85,52 @@ async function runTraining(options: TrainOptions, hooks: TrainHooks, checkpoint:
   }
   const backbone = await resolveBackbone({ ...options.backbone, onProgress: options.backbone.onProgress ?? onProgress });
   if (!checkpoint) {
-    await createRunFolder(options.outDir);
+    await checkRunFolder(options.outDir);
   }
-  const labels = dataset.train.labels;
-  log('info', `training on ${dataset.train.items.length} images, testing on ${dataset.test.items.length}, labels: ${labels.join(', ')}`);
-
-  const extractor = await FeatureExtractor.create(backbone, { threads: options.threads });
-  log('info', `backbone ${backbone.path}: input ${backbone.inputName} ${backbone.preprocessing.inputSize}px, features ${backbone.featureName} (${extractor.featureSize})`);
-  if (!checkpoint) {
-    const config = buildRunConfig(options, backbone, labels, extractor.featureSize, dataset.train.items.length, dataset.test.items.length);
-    await writeJsonAtomic(join(options.outDir, runFiles.config), config);
-  }
-
   const images: ImageSettings = {
     inputSize: backbone.preprocessing.inputSize,
     normalization: { mean: backbone.preprocessing.mean, std: backbone.preprocessing.std },
     augment: options.augment,
     decode: { maxPixels: options.maxPixels },
   };
+
+  // Decode every image up front, so all bad files are reported together before training starts.
+  const trainDecoded = await decodeAll(dataset.train.items.map((item) => item.path), trainImageDecoder(images), 'decode train images', images, onProgress);
+  const testDecoded = await decodeAll(dataset.test.items.map((item) => item.path), evalViewDecoder(images), 'decode test images', images, onProgress);
+  const failures = [...trainDecoded.failures, ...testDecoded.failures];
+  if (failures.length > 0 && options.onBadImage === 'error') {
+    throw new BadImagesError(failures);
+  }
+  for (const failure of failures) {
+    log('warn', `skipped: ${failure.message}`);
+  }
+  if (failures.length > 0) {
+    log('warn', `skipped ${failures.length} images that cannot be decoded`);
+  }
+  const skipped: SkippedImage[] = failures.map((failure) => ({ file: failure.file, reason: failure.reason }));
+  const keptTrain = keptIndices(trainDecoded.images);
+  const keptTest = keptIndices(testDecoded.images);
+  if (keptTrain.length === 0 || keptTest.length === 0) {
+    throw new BadImagesError(failures);
+  }
+
+  const labels = dataset.train.labels;
+  const trainPool = keptTrain.map((index) => dataset.train.items[index]);
+  const trainPoolImages = keptTrain.map((index) => trainDecoded.images[index]!);
+  const trainPoolTargets = selectRows(labelMatrix(dataset.train), labels.length, keptTrain);
+  const testViews = keptTest.map((index) => testDecoded.images[index]!);
+  const testTargets = selectRows(labelMatrix(dataset.test), labels.length, keptTest);
+  log('info', `training on ${trainPool.length} images, testing on ${testViews.length}, labels: ${labels.join(', ')}`);
+
+  if (!checkpoint) {
+    await createRunFolder(options.outDir);
+  }
+  const extractor = await FeatureExtractor.create(backbone, { threads: options.threads });
+  log('info', `backbone ${backbone.path}: input ${backbone.inputName} ${backbone.preprocessing.inputSize}px, features ${backbone.featureName} (${extractor.featureSize})`);
+  if (!checkpoint) {
+    const config = buildRunConfig(options, backbone, labels, extractor.featureSize, trainPool.length, testViews.length, skipped);
+    await writeJsonAtomic(join(options.outDir, runFiles.config), config);
+  }
 
   try {
     // Each consumer of randomness gets its own stream, so changing one (say, the augmentation) leaves
@@ -112,20 +141,16 @@ async function runTraining(options: TrainOptions, hooks: TrainHooks, checkpoint:
     const augmentRandom = random.fork();
     const validationRandom = random.fork();
 
-    const split = splitValidation(dataset.train.items.length, options.validationFraction, validationRandom);
-    const allTrainTargets = labelMatrix(dataset.train);
-    const trainItems = split.train.map((index) => dataset.train.items[index]);
-    const trainTargets = selectRows(allTrainTargets, labels.length, split.train);
-    const validationItems = split.validation.map((index) => dataset.train.items[index]);
-    const validationTargets = selectRows(allTrainTargets, labels.length, split.validation);
+    const split = splitValidation(trainPool.length, options.validationFraction, validationRandom);
+    const trainImages = split.train.map((index) => trainPoolImages[index]);
+    const trainTargets = selectRows(trainPoolTargets, labels.length, split.train);
+    const validationItems = split.validation.map((index) => trainPool[index]);
+    const validationTargets = selectRows(trainPoolTargets, labels.length, split.validation);
     if (validationItems.length > 0) {
       log('info', `holding out ${validationItems.length} training images to tune per-label thresholds`);
     }
 
-    const trainImages = await loadTrainImages(trainItems.map((item) => item.path), images, onProgress);
-    const testViews = await loadEvalViews(dataset.test.items.map((item) => item.path), images, 'decode test images', onProgress);
     const testFeatures = await evalViewFeatures(extractor, testViews, images, options.batchSize, 'features test', onProgress);
-    const testTargets = labelMatrix(dataset.test);
     const validationViews = await loadEvalViews(validationItems.map((item) => item.path), images, 'decode validation images', onProgress);
     const validationFeatures = await evalViewFeatures(extractor, validationViews, images, options.batchSize, 'features validation', onProgress);
 
@@ -296,6 +321,16 @@ async function runTraining(options: TrainOptions, hooks: TrainHooks, checkpoint:
 async function readRecords(runDir: string, epochs: number): Promise<EpochRecord[]> {
   const text = await readFile(join(runDir, runFiles.log), 'utf8').catch(() => '');
   return csvToRecords(text).slice(0, epochs);
+}
+
+function keptIndices(images: readonly (RgbImage | undefined)[]): number[] {
+  const kept: number[] = [];
+  images.forEach((image, index) => {
+    if (image) {
+      kept.push(index);
+    }
+  });
+  return kept;
 }
 
 function countValues(parameters: ParameterSnapshot): number {

@@ -1,5 +1,6 @@
 // `multitag evaluate`: metrics of a trained model on a labelled split.
 import { Command } from 'commander';
+import { defaultGridSize, writeSanityGrid } from '../../report/grid.js';
 import { evaluate } from '../../train/evaluate.js';
 import { metricsJson, metricsTable } from '../format.js';
 import { integerOption, numberOption } from '../options.js';
@@ -13,6 +14,8 @@ interface EvaluateFlags {
   threshold?: number;
   json?: boolean;
   threads?: number;
+  grid?: string;
+  gridSize: number;
 }
 
 /** Adds the evaluate command to `program`. */
@@ -27,6 +30,8 @@ export function addEvaluateCommand(program: Command, terminal: () => Terminal): 
     .option('--threshold <probability>', "one decision threshold for every label, from 0 to 1 (default: the model's own thresholds)", numberOption(0, 1))
     .option('--json', 'print one JSON object with microF1, macroF1, mAP, exactMatch, hammingLoss, bce and perLabel')
     .option('--threads <count>', 'onnxruntime intra-op threads (default: number of logical cores)', integerOption(1, 256))
+    .option('--grid <file.png>', "also write a sanity grid of test images chosen with the run's seed, titled with true and predicted labels (green: exact match, red: not)")
+    .option('--grid-size <count>', 'tiles per row and column of the sanity grid', integerOption(1, 30), defaultGridSize)
     .action(async (flags: EvaluateFlags, command: Command) => {
       if (!flags.data && !(flags.csv && flags.images)) {
         command.error('error: evaluate needs --data DIR, or both --csv FILE and --images DIR.', { exitCode: 1 });
@@ -44,6 +49,13 @@ export function addEvaluateCommand(program: Command, terminal: () => Terminal): 
       } else {
         const thresholds = result.thresholds.every((value) => value === result.thresholds[0]) ? `threshold ${result.thresholds[0]}` : 'per-label thresholds';
         process.stdout.write(metricsTable(result.metrics, `Metrics on ${result.count} images (${thresholds}):`));
+      }
+      if (flags.grid) {
+        const grid = await writeSanityGrid(
+          { modelDir: flags.model, outPath: flags.grid, dataDir: flags.data, csvPath: flags.csv, imagesDir: flags.images, threshold: flags.threshold, gridSize: flags.gridSize, threads: flags.threads },
+          { log, onProgress },
+        );
+        log('info', `wrote ${grid.path}: ${grid.exactMatches} of ${grid.tiles} images with exactly their true labels predicted`);
       }
       if (result.failures.length > 0) {
         process.exitCode = 1;

@@ -1,10 +1,12 @@
 // `multitag train`: train a classifier on a data folder and print its test metrics.
 import { Command, Option } from 'commander';
 import { parseChannelTriple } from '../../backbone/preprocessing.js';
+import { trainingReportCallbacks, writeTrainingReport } from '../../report/report.js';
 import { defaultTrainOptions, recipes, type RecipeName, type TrainOptions } from '../../train/options.js';
 import { monitoredMetrics, type MonitoredMetric } from '../../train/record.js';
 import { resume, train, type TrainResult } from '../../train/train.js';
 import type { LogCallback } from '../../events.js';
+import type { BadImagePolicy } from '../../train/badImages.js';
 import { metricsTable } from '../format.js';
 import { integerOption, numberOption, positiveNumberOption } from '../options.js';
 import type { Terminal } from '../terminal.js';
@@ -40,6 +42,7 @@ interface TrainFlags {
   unfreeze: string;
   microBatchSize: number;
   validationFraction: number;
+  onBadImage: BadImagePolicy;
   recipe: RecipeName;
 }
 
@@ -79,6 +82,7 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
     .option('--unfreeze <layers>', 'backbone layers that train in the fine-tuning phase: all, last:N (the last N layers with weights) or from:NODE', defaults.unfreeze)
     .option('--micro-batch-size <images>', 'images per training-graph run in the fine-tuning phase; smaller values use less memory', integerOption(1, 4096), defaults.microBatchSize)
     .option('--validation-fraction <fraction>', 'fraction of the training images held out to tune per-label thresholds, from 0 to 0.5; 0 keeps every threshold at 0.5', numberOption(0, 0.5), defaults.validationFraction)
+    .addOption(new Option('--on-bad-image <policy>', 'images that cannot be decoded: error stops before training with the full list, skip trains without them and records them in config.json').choices(['error', 'skip']).default(defaults.onBadImage))
     .addOption(new Option('--recipe <name>', 'preset of the options above: default, or seed for the PyTorch tutorial (all layers, lr 1e-3 then 1e-5, patience 2 then 5); explicit options override it').choices(Object.keys(recipes)).default('default'))
     .action(async (flags: TrainFlags, command: Command) => {
       if (flags.resume) {
@@ -89,8 +93,9 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
           command.error(`error: --resume continues a run with its stored options; remove ${changed.map((name) => `--${kebab(name)}`).join(', ')}.`, { exitCode: 1 });
         }
         const { log, onProgress } = terminal();
-        const result = await resume(flags.resume, { log, onProgress }, { threads: flags.threads });
+        const result = await resume(flags.resume, { log, onProgress, callbacks: trainingReportCallbacks(flags.resume) }, { threads: flags.threads });
         report(result, log);
+        await writeTrainingReport(result.runDir, { log, onProgress });
         return;
       }
       if (!flags.data || !flags.out) {
@@ -130,11 +135,13 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
         unfreeze: flags.unfreeze,
         microBatchSize: flags.microBatchSize,
         validationFraction: flags.validationFraction,
+        onBadImage: flags.onBadImage,
       };
       applyRecipe(options, recipes[flags.recipe], command);
 
-      const result = await train(options, { log, onProgress });
+      const result = await train(options, { log, onProgress, callbacks: trainingReportCallbacks(options.outDir) });
       report(result, log);
+      await writeTrainingReport(result.runDir, { log, onProgress });
     });
 }
 

@@ -56,8 +56,8 @@ function swapGroupChannels(builder: GraphBuilder, setup: ConvolutionSetup): stri
 
 /**
  * Gradient of the Conv input. A 1x1 convolution maps back with the transposed weight, a stride-1
- * convolution is a full convolution with the flipped kernel (both run as Conv, which ORT executes
- * faster than ConvTranspose), and other strides use a grouped ConvTranspose.
+ * convolution is a full convolution with the flipped kernel, and other strides use a grouped
+ * ConvTranspose.
  */
 function convolutionInputGradient(builder: GraphBuilder, setup: ConvolutionSetup): string {
   const { kernel, strides, padsBegin, padsEnd, inputSize, outputSize } = setup.geometry;
@@ -89,25 +89,65 @@ function convolutionInputGradient(builder: GraphBuilder, setup: ConvolutionSetup
 }
 
 /**
- * Gradient of a 1x1 stride-1 Conv weight as one Gemm over [M, N*H*W] and [C, N*H*W] views of the
- * output gradient and the input.
+ * Gradient of a 1x1 stride-1 Conv weight: gW = sum over n of gY[n] [M, H*W] times X[n]ᵀ [H*W, C], as a
+ * batched MatMul and a ReduceSum over the batch. onnxruntime 1.31 fuses the Transpose into the MatMul
+ * (FusedMatMul with transB), so the input is not copied; this measured faster than one Gemm over
+ * transposed [C, N*H*W] views.
  */
 function pointwiseWeightGradient(builder: GraphBuilder, setup: ConvolutionSetup): string {
   const [batch, channels, height, width] = setup.inputShape;
   const outputChannels = setup.weightShape[0];
   const pixels = height * width;
-  const channelsFirst = (tensor: string, count: number) => {
-    if (batch === 1) {
-      return builder.reshape(tensor, [count, pixels]);
-    }
-    const batched = builder.reshape(tensor, [batch, count, pixels]);
-    return builder.reshape(builder.transpose(batched, [1, 0, 2]), [count, batch < 0 ? -1 : batch * pixels]);
-  };
-  const gradientRows = channelsFirst(setup.gradient, outputChannels);
-  const inputRows = channelsFirst(setup.input, channels);
-  const product = builder.add('Gemm', [gradientRows, inputRows], { transB: 1 }, { hint: `${setup.weight}_grad` });
-  return builder.reshape(product, [outputChannels, channels, 1, 1]);
+
+  const gradientRows = builder.reshape(setup.gradient, [batch, outputChannels, pixels]);
+  const inputRows = builder.reshape(setup.input, [batch, channels, pixels]);
+  const inputColumns = builder.transpose(inputRows, [0, 2, 1]);
+  const products = builder.add('MatMul', [gradientRows, inputColumns], {}, { hint: `${setup.weight}_grad_per_image` });
+
+  const summed = batch === 1 ? products : builder.reduceSum(products, [0], false);
+  return builder.reshape(summed, [outputChannels, channels, 1, 1]);
 }
+
+/**
+ * Gradient of a depthwise Conv weight (group = C = M) from an im2col of the input: a grouped Conv
+ * with a constant one-hot kernel copies each of the K = kh*kw taps of every window into its own
+ * channel ([N, C*K, Ho, Wo]), then a batched MatMul with gY and a ReduceSum over the batch give
+ * gW[c, k] = sum over n and pixels of P[n, c, k, p] * gY[n, c, p]. The patches take K times the
+ * memory of the output, but this measured faster than batchAsChannelsWeightGradient for depthwise
+ * layers.
+ */
+function depthwiseIm2colWeightGradient(builder: GraphBuilder, setup: ConvolutionSetup): string {
+  const [batch, channels] = setup.inputShape;
+  const [, , kernelHeight, kernelWidth] = setup.weightShape;
+  const taps = kernelHeight * kernelWidth;
+  const { strides, padsBegin, padsEnd, outputSize } = setup.geometry;
+  const pixels = outputSize[0] * outputSize[1];
+
+  const oneHot = new Float32Array(channels * taps * taps);
+  for (let channel = 0; channel < channels; channel++) {
+    for (let tap = 0; tap < taps; tap++) {
+      oneHot[(channel * taps + tap) * taps + tap] = 1;
+    }
+  }
+  const kernel = builder.constantFloat(oneHot, [channels * taps, 1, kernelHeight, kernelWidth], 'im2col_kernel');
+  const patches = builder.add(
+    'Conv',
+    [setup.input, kernel],
+    { group: channels, kernel_shape: [kernelHeight, kernelWidth], strides, pads: [...padsBegin, ...padsEnd] },
+    { hint: `${setup.input}_im2col` },
+  );
+
+  const patchRows = builder.reshape(patches, [batch, channels, taps, pixels]);
+  const gradientColumn = builder.reshape(setup.gradient, [batch, channels, pixels, 1]);
+  const products = builder.add('MatMul', [patchRows, gradientColumn], {}, { hint: `${setup.weight}_grad_per_image` });
+  const summed = batch === 1 ? products : builder.reduceSum(products, [0], false);
+  return builder.reshape(summed, [channels, 1, kernelHeight, kernelWidth]);
+}
+
+/** Formulations that benchmarks can switch; the defaults are the fastest measured ones. */
+export const convolutionFormulations = {
+  depthwiseWeightGradient: 'im2col' as 'im2col' | 'batchAsChannels',
+};
 
 /**
  * Gradient of a Conv weight as another convolution that treats the batch as channels:
@@ -194,7 +234,15 @@ export function convolutionGradient(context: GradientContext): (string | undefin
 
   let weightGradient: string | undefined;
   if (needsGradient[1]) {
-    weightGradient = isPointwise(setup) && setup.group === 1 ? pointwiseWeightGradient(builder, setup) : batchAsChannelsWeightGradient(builder, setup);
+    const [outputChannels, groupInputChannels] = setup.weightShape;
+    const depthwise = groupInputChannels === 1 && outputChannels === setup.group;
+    if (isPointwise(setup) && setup.group === 1) {
+      weightGradient = pointwiseWeightGradient(builder, setup);
+    } else if (depthwise && convolutionFormulations.depthwiseWeightGradient === 'im2col') {
+      weightGradient = depthwiseIm2colWeightGradient(builder, setup);
+    } else {
+      weightGradient = batchAsChannelsWeightGradient(builder, setup);
+    }
   }
 
   const biasGradient = needsGradient[2] ? builder.reduceSum(gradient, [0, 2, 3], false, `${context.node.input?.[2]}_grad`) : undefined;

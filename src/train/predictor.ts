@@ -143,10 +143,18 @@ export async function collectImagePaths(inputs: readonly string[]): Promise<stri
       continue;
     }
     const entries = await readdir(input, { recursive: true, withFileTypes: true });
-    const found = entries
-      .filter((entry) => entry.isFile() && predictableExtensions.has(extname(entry.name).toLowerCase()))
-      .map((entry) => join(entry.parentPath ?? entry.path, entry.name))
-      .sort();
+    const found: string[] = [];
+    for (const entry of entries) {
+      if (!predictableExtensions.has(extname(entry.name).toLowerCase())) {
+        continue;
+      }
+      const file = join(entry.parentPath ?? entry.path, entry.name);
+      // A symbolic link counts when it points to a file; links to folders are not followed.
+      if (entry.isFile() || (entry.isSymbolicLink() && (await stat(file).catch(() => undefined))?.isFile())) {
+        found.push(file);
+      }
+    }
+    found.sort();
     if (found.length === 0) {
       throw new InputPathError(`Folder ${input} contains no images (looked for ${[...predictableExtensions].join(', ')}).`);
     }

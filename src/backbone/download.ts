@@ -76,7 +76,10 @@ export async function downloadFile(url: string, target: string, options: Downloa
     throw new DownloadError(url, `Download of ${url} failed with HTTP ${response.status} ${response.statusText}. Check the address, or download the file yourself and pass its path to --backbone.`);
   }
 
-  const lengthHeader = Number(response.headers.get('content-length'));
+  // fetch decodes a compressed body, and Content-Length then counts the compressed bytes, so it only
+  // gives the file size when the response has no content encoding.
+  const encoding = response.headers.get('content-encoding') ?? 'identity';
+  const lengthHeader = encoding === 'identity' ? Number(response.headers.get('content-length')) : Number.NaN;
   const total = Number.isFinite(lengthHeader) && lengthHeader > 0 ? lengthHeader : (options.expectedBytes ?? 0);
   const temporary = temporaryPathFor(target);
   const handle = await open(temporary, 'w');

@@ -1,5 +1,5 @@
-// Graph surgery on ONNX models: building nodes and attributes, topological order, cutting a model at a
-// tensor, replacing the input shape and appending a linear classification head.
+// Graph surgery on ONNX models: building nodes and attributes, topological order, cutting or splitting
+// a model at a tensor, replacing the input shape and appending a linear classification head.
 import {
   type AttributeProto,
   type GraphProto,
@@ -295,4 +295,61 @@ export function appendLinearHead(model: ModelProto, head: LinearHead): ModelProt
     ],
     output: [float32ValueInfo(logitsName, [batchDim, labelCount])],
   });
+}
+
+/** The two halves of a model split at one tensor by splitAtTensor. */
+export interface SplitModel {
+  /** Model from the original inputs to the boundary tensor, its only output. */
+  prefix: ModelProto;
+  /** Model from the boundary tensor, its only input, to the original outputs. */
+  suffix: ModelProto;
+}
+
+/**
+ * Splits `model` at `boundaryName`, a tensor that every path from the graph inputs to the outputs
+ * passes through, such as the output of a backbone stage. `boundaryShape` is the boundary's shape,
+ * with a string for the batch dimension. Typical use: run the frozen layers as an inference session
+ * with constant weights and build a training graph from the suffix alone.
+ */
+export function splitAtTensor(model: ModelProto, boundaryName: string, boundaryShape: readonly (number | string)[]): SplitModel {
+  const graph = requireGraph(model);
+  const prefix = cutAtTensor(model, boundaryName);
+  const boundaryInfo = float32ValueInfo(boundaryName, boundaryShape);
+  prefix.graph!.output = [boundaryInfo];
+
+  // Nodes of the suffix: those the outputs need, walking back no further than the boundary.
+  const outputNames = (graph.output ?? []).map((output) => output.name ?? '');
+  const sorted = topologicalSort(graph.node ?? []);
+  const needed = new Set(outputNames);
+  const suffixNodes: NodeProto[] = [];
+  for (let index = sorted.length - 1; index >= 0; index--) {
+    const node = sorted[index];
+    if (!(node.output ?? []).some((output) => needed.has(output))) {
+      continue;
+    }
+    suffixNodes.push(node);
+    for (const input of node.input ?? []) {
+      if (input && input !== boundaryName) {
+        needed.add(input);
+      }
+    }
+  }
+  suffixNodes.reverse();
+
+  const initializerNames = new Set((graph.initializer ?? []).map((tensor) => tensor.name ?? ''));
+  const produced = new Set(suffixNodes.flatMap((node) => node.output ?? []));
+  const leaked = [...needed].filter((name) => name && !produced.has(name) && !initializerNames.has(name) && name !== boundaryName);
+  if (leaked.length > 0) {
+    throw new Error(`the outputs depend on ${leaked.join(', ')} without passing through ${boundaryName}; choose a boundary tensor that separates the model`);
+  }
+
+  const suffix = copyModel(model, {
+    name: graph.name,
+    node: suffixNodes,
+    input: [boundaryInfo],
+    output: graph.output,
+    initializer: (graph.initializer ?? []).filter((tensor) => needed.has(tensor.name ?? '')),
+    valueInfo: [],
+  });
+  return { prefix, suffix };
 }

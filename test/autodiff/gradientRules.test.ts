@@ -4,6 +4,7 @@ import * as ort from 'onnxruntime-node';
 import { type NodeProto, type TensorProto, float32Tensor, int64Tensor } from '../../src/onnx/model.js';
 import { type AttributeValue, makeNode } from '../../src/onnx/graph.js';
 import { gradientRules } from '../../src/autodiff/gradientRules.js';
+import { convolutionFormulations } from '../../src/autodiff/convolutionGradients.js';
 import { buildModel, checkGradients, describeChecks, failedChecks, randomArray, randomTensor, seededRandom } from './helpers.js';
 
 const LABELS = 3;
@@ -404,34 +405,36 @@ function buildCaseModel(ruleCase: RuleCase, random: () => number) {
   return { model, trainable };
 }
 
+async function checkCase(ruleCase: RuleCase, seed: number): Promise<void> {
+  const random = seededRandom(seed);
+  const { model, trainable } = buildCaseModel(ruleCase, random);
+  const [low, high] = ruleCase.inputRange ?? [-1, 1];
+  const inputCount = ruleCase.inputShape.reduce((product, dim) => product * dim, 1);
+  const images = new ort.Tensor('float32', randomArray(random, inputCount, low, high), ruleCase.inputShape);
+  const targets = Float32Array.from({ length: ruleCase.inputShape[0] * LABELS }, () => (random() < 0.5 ? 1 : 0));
+
+  const { checks } = await checkGradients(
+    model,
+    'images',
+    'logits',
+    trainable,
+    images,
+    targets,
+    { step: ruleCase.step ?? 1e-2, largestEntries: 4, randomEntries: 4, seed },
+    ruleCase.dynamicBatch ? undefined : ruleCase.inputShape[0],
+  );
+
+  const checked = new Set(checks.map((check) => check.parameter));
+  assert.deepEqual(trainable.filter((name) => !checked.has(name)), [], 'every trainable parameter has checks');
+  const largest = Math.max(...checks.map((check) => Math.abs(check.analytic)));
+  assert.ok(largest > 1e-4, `gradients are all near zero (largest ${largest}), so the check would prove nothing`);
+  const failed = failedChecks(checks, 1e-2, 1e-3 * largest);
+  assert.deepEqual(failed, [], `gradient mismatches:\n${describeChecks(failed)}`);
+}
+
 describe('gradient rules against finite differences', () => {
   for (const [caseIndex, ruleCase] of cases.entries()) {
-    test(ruleCase.name, async () => {
-      const random = seededRandom(1000 + caseIndex);
-      const { model, trainable } = buildCaseModel(ruleCase, random);
-      const [low, high] = ruleCase.inputRange ?? [-1, 1];
-      const inputCount = ruleCase.inputShape.reduce((product, dim) => product * dim, 1);
-      const images = new ort.Tensor('float32', randomArray(random, inputCount, low, high), ruleCase.inputShape);
-      const targets = Float32Array.from({ length: ruleCase.inputShape[0] * LABELS }, () => (random() < 0.5 ? 1 : 0));
-
-      const { checks } = await checkGradients(
-        model,
-        'images',
-        'logits',
-        trainable,
-        images,
-        targets,
-        { step: ruleCase.step ?? 1e-2, largestEntries: 4, randomEntries: 4, seed: caseIndex },
-        ruleCase.dynamicBatch ? undefined : ruleCase.inputShape[0],
-      );
-
-      const checked = new Set(checks.map((check) => check.parameter));
-      assert.deepEqual(trainable.filter((name) => !checked.has(name)), [], 'every trainable parameter has checks');
-      const largest = Math.max(...checks.map((check) => Math.abs(check.analytic)));
-      assert.ok(largest > 1e-4, `gradients are all near zero (largest ${largest}), so the check would prove nothing`);
-      const failed = failedChecks(checks, 1e-2, 1e-3 * largest);
-      assert.deepEqual(failed, [], `gradient mismatches:\n${describeChecks(failed)}`);
-    });
+    test(ruleCase.name, () => checkCase(ruleCase, 1000 + caseIndex));
   }
 
   test('every rule has a finite-difference case', () => {
@@ -439,4 +442,26 @@ describe('gradient rules against finite differences', () => {
     const missing = Object.keys(gradientRules).filter((opType) => !covered.has(opType));
     assert.deepEqual(missing, []);
   });
+});
+
+describe('depthwise weight-gradient formulations', () => {
+  const depthwiseCases = cases.filter((ruleCase) => ruleCase.name.startsWith('Conv depthwise'));
+  const variants = [
+    { name: 'batch as channels', depthwiseWeightGradient: 'batchAsChannels' as const, depthwiseImagesPerChunk: 0 },
+    { name: 'im2col per image', depthwiseWeightGradient: 'im2col' as const, depthwiseImagesPerChunk: 1 },
+  ];
+  for (const variant of variants) {
+    for (const [caseIndex, ruleCase] of depthwiseCases.entries()) {
+      test(`${ruleCase.name}, ${variant.name}`, async () => {
+        const saved = { ...convolutionFormulations };
+        convolutionFormulations.depthwiseWeightGradient = variant.depthwiseWeightGradient;
+        convolutionFormulations.depthwiseImagesPerChunk = variant.depthwiseImagesPerChunk;
+        try {
+          await checkCase(ruleCase, 2000 + caseIndex);
+        } finally {
+          Object.assign(convolutionFormulations, saved);
+        }
+      });
+    }
+  }
 });

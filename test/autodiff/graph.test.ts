@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { float32Tensor, valueInfoShape } from '../../src/onnx/model.js';
-import { appendLinearHead, cutAtTensor, makeNode, setInputShape, topologicalSort } from '../../src/onnx/graph.js';
+import { float32Tensor, float32ValueInfo, valueInfoShape } from '../../src/onnx/model.js';
+import { appendLinearHead, cutAtTensor, makeNode, setInputShape, splitAtTensor, topologicalSort } from '../../src/onnx/graph.js';
 import { buildModel } from './helpers.js';
 
 function chainModel() {
@@ -62,5 +62,23 @@ describe('graph surgery', () => {
     const nodes = chainModel().graph!.node!;
     const sorted = topologicalSort([nodes[2], nodes[0], nodes[1]]);
     assert.deepEqual(sorted.map((node) => node.name), ['first_relu', 'scale_mul', 'old_head']);
+  });
+});
+
+describe('splitAtTensor', () => {
+  test('prefix and suffix compose to the model', () => {
+    const { prefix, suffix } = splitAtTensor(chainModel(), 'first', ['N', 3]);
+    assert.deepEqual(prefix.graph?.node?.map((node) => node.name), ['first_relu']);
+    assert.deepEqual(prefix.graph?.output?.map((output) => output.name), ['first']);
+    assert.deepEqual(suffix.graph?.node?.map((node) => node.name), ['scale_mul', 'old_head']);
+    assert.deepEqual(suffix.graph?.input?.map((input) => input.name), ['first']);
+    assert.deepEqual(suffix.graph?.initializer?.map((tensor) => tensor.name).sort(), ['scale', 'unused_scale']);
+  });
+
+  test('boundary that does not separate is rejected', () => {
+    const model = chainModel();
+    model.graph!.node!.push(makeNode('Add', ['logits', 'images'], ['shifted'], {}, 'skip_add'));
+    model.graph!.output = [float32ValueInfo('shifted', ['N', 3])];
+    assert.throws(() => splitAtTensor(model, 'first', ['N', 3]), /depend on images without passing through first/);
   });
 });

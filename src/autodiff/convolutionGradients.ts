@@ -167,6 +167,43 @@ function depthwiseIm2colWeightGradient(builder: GraphBuilder, setup: Convolution
   return builder.reshape(summed, [channels, 1, kernelHeight, kernelWidth]);
 }
 
+/**
+ * Gradient of a group-1 Conv weight with few input channels, such as a stem convolution on RGB
+ * images: the same one-hot im2col gives patches P [N, C*K, Ho*Wo], and gW [M, C*K] is the sum over
+ * images of gY[n] [M, Ho*Wo] times P[n]ᵀ, one well-shaped GEMM per image.
+ */
+function smallInputIm2colWeightGradient(builder: GraphBuilder, setup: ConvolutionSetup): string {
+  const [batch, channels] = setup.inputShape;
+  const [outputChannels, , kernelHeight, kernelWidth] = setup.weightShape;
+  const taps = kernelHeight * kernelWidth;
+  const { strides, padsBegin, padsEnd, outputSize } = setup.geometry;
+  const pixels = outputSize[0] * outputSize[1];
+
+  const oneHot = new Float32Array(channels * taps * taps);
+  for (let channel = 0; channel < channels; channel++) {
+    for (let tap = 0; tap < taps; tap++) {
+      oneHot[(channel * taps + tap) * taps + tap] = 1;
+    }
+  }
+  const kernel = builder.constantFloat(oneHot, [channels * taps, 1, kernelHeight, kernelWidth], 'im2col_kernel');
+  const patches = builder.add(
+    'Conv',
+    [setup.input, kernel],
+    { group: channels, kernel_shape: [kernelHeight, kernelWidth], strides, pads: [...padsBegin, ...padsEnd] },
+    { hint: `${setup.input}_im2col` },
+  );
+
+  const patchRows = builder.reshape(patches, [batch, channels * taps, pixels]);
+  const patchColumns = builder.transpose(patchRows, [0, 2, 1]);
+  const gradientRows = builder.reshape(setup.gradient, [batch, outputChannels, pixels]);
+  const products = builder.add('MatMul', [gradientRows, patchColumns], {}, { hint: `${setup.weight}_grad_per_image` });
+  const summed = batch === 1 ? products : builder.reduceSum(products, [0], false);
+  return builder.reshape(summed, [outputChannels, channels, kernelHeight, kernelWidth]);
+}
+
+/** Largest C*kh*kw for which a group-1 Conv weight gradient uses smallInputIm2colWeightGradient. */
+const SMALL_IM2COL_ROWS = 64;
+
 /** Formulations that benchmarks can switch; the defaults are the fastest measured ones. */
 export const convolutionFormulations = {
   depthwiseWeightGradient: 'im2col' as 'im2col' | 'batchAsChannels',
@@ -265,6 +302,8 @@ export function convolutionGradient(context: GradientContext): (string | undefin
       weightGradient = pointwiseWeightGradient(builder, setup);
     } else if (depthwise && convolutionFormulations.depthwiseWeightGradient === 'im2col') {
       weightGradient = depthwiseIm2colWeightGradient(builder, setup);
+    } else if (setup.group === 1 && groupInputChannels * setup.geometry.kernel[0] * setup.geometry.kernel[1] <= SMALL_IM2COL_ROWS) {
+      weightGradient = smallInputIm2colWeightGradient(builder, setup);
     } else {
       weightGradient = batchAsChannelsWeightGradient(builder, setup);
     }

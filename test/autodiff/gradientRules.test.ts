@@ -68,7 +68,7 @@ function unaryCase(opType: string, attributes: Record<string, AttributeValue> = 
     covers: [opType],
     inputShape: [2, 3, 4, 4],
     inputRange,
-    step: 1e-3,
+    step: 3e-4,
     build: (input) => ({ nodes: [node(opType, [input], ['unary_out'], attributes)], initializers: [], output: 'unary_out', outputShape: [3, 4, 4] }),
   };
 }
@@ -77,6 +77,8 @@ const cases: RuleCase[] = [
   convolutionCase('Conv 3x3 stride 1 with bias', 3, 4, [3, 3], { pads: [1, 1, 1, 1] }, 6, [6, 6], true),
   convolutionCase('Conv 3x3 stride 2 asymmetric pads', 3, 4, [3, 3], { strides: [2, 2], pads: [0, 0, 1, 1] }, 7, [3, 3], false),
   convolutionCase('Conv 3x2 stride 2 uneven pads', 2, 3, [3, 2], { strides: [2, 1], pads: [2, 1, 0, 0] }, 6, [3, 6], true),
+  convolutionCase('Conv 3x3 with many input channels', 8, 4, [3, 3], { strides: [2, 2], pads: [1, 1, 1, 1] }, 6, [3, 3], true),
+  { ...convolutionCase('Conv 3x3 many channels dynamic batch', 8, 3, [3, 3], { pads: [1, 0, 1, 0] }, 5, [5, 3], false), dynamicBatch: true },
   convolutionCase('Conv 1x1 pointwise with bias', 4, 5, [1, 1], {}, 5, [5, 5], true),
   convolutionCase('Conv 1x1 stride 2', 4, 3, [1, 1], { strides: [2, 2] }, 5, [3, 3], true),
   convolutionCase('Conv depthwise stride 1', 4, 4, [3, 3], { group: 4, pads: [1, 1, 1, 1] }, 6, [6, 6], true),
@@ -91,7 +93,7 @@ const cases: RuleCase[] = [
   {
     name: 'Clip bounds as inputs',
     covers: ['Clip'],
-    step: 1e-3,
+    step: 1e-4,
     inputShape: [2, 3, 4, 4],
     inputRange: [-3, 3],
     build: () => ({
@@ -104,7 +106,7 @@ const cases: RuleCase[] = [
   {
     name: 'Clip ReLU6 with only max input',
     covers: ['Clip'],
-    step: 1e-3,
+    step: 1e-4,
     inputShape: [2, 3, 4, 4],
     inputRange: [-8, 8],
     build: () => ({
@@ -117,7 +119,7 @@ const cases: RuleCase[] = [
   {
     name: 'Clip bounds as attributes (opset 10)',
     covers: ['Clip'],
-    step: 1e-3,
+    step: 1e-4,
     inputShape: [2, 3, 4, 4],
     inputRange: [-8, 8],
     opset: 10,

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The multitag command line: a thin layer that parses options, calls the library and prints results.
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { addAuditCommand } from './commands/audit.js';
 import { addEvaluateCommand } from './commands/evaluate.js';
 import { addPredictCommand } from './commands/predict.js';
@@ -23,7 +23,7 @@ function getTerminal(): Terminal {
 program
   .name('multitag')
   .description('Train, evaluate and use multi-label image classifiers by transfer learning from pretrained ONNX backbones.')
-  .option('--log-format <format>', 'log line format on stderr: pretty or json', 'pretty')
+  .addOption(new Option('--log-format <format>', 'log line format on stderr').choices(['pretty', 'json']).default('pretty'))
   .option('--verbose', 'also log debug messages')
   .exitOverride()
   .showHelpAfterError('(run with --help for the options)');

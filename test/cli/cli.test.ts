@@ -241,3 +241,10 @@ test('evaluate without data is reported', async () => {
   assertUserError(outcome, '--data');
   assert.match(outcome.stderr, /--csv/);
 });
+
+test('unknown log format is reported', async () => {
+  const outcome = await runCli(['--log-format', 'xml', 'evaluate', '--model', runDir, '--data', dataDir]);
+
+  assertUserError(outcome, 'xml');
+  assert.match(outcome.stderr, /--log-format/);
+});

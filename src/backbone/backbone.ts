@@ -98,7 +98,7 @@ export async function resolveBackbone(request: BackboneRequest): Promise<Resolve
     throw new PreprocessingError(
       `The normalisation of backbone ${path} is unknown (missing ${missing.join(', ')}). Pass --mean and --std on the 0..1 pixel scale ` +
         `(ImageNet-trained torchvision models: --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225; models taking pixel/127.5-1: --mean 0.5 --std 0.5)` +
-        `${merged.inputSize === undefined ? ' and --input-size' : ''}, or write them as {"inputSize":224,"mean":[...],"std":[...]} into ${path.replace(/\.onnx$/i, '')}.json.`,
+        `${merged.inputSize === undefined ? ' and --input-size' : ''}, or write them as {"inputSize":224,"mean":[...],"std":[...]} into ${path}.json.`,
     );
   }
 

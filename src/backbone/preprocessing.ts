@@ -32,7 +32,11 @@ export function parsePreprocessing(value: unknown, source: string): Partial<Prep
   if (typeof value !== 'object' || value === null) {
     throw new PreprocessingError(`${source}: expected a JSON object with inputSize, mean and std.`);
   }
-  const record = value as Record<string, unknown>;
+  let record = value as Record<string, unknown>;
+  // multitag's own model.json nests mean and std under normalization, so a trained model works as a backbone.
+  if (record.format === 'multitag-model' && typeof record.normalization === 'object' && record.normalization !== null) {
+    record = { inputSize: record.inputSize, ...(record.normalization as Record<string, unknown>) };
+  }
   const result: Partial<Preprocessing> = {};
   if (record.inputSize !== undefined) {
     if (!Number.isInteger(record.inputSize) || (record.inputSize as number) < 8) {

@@ -59,16 +59,17 @@ export function createTerminal(options: { level?: string; format?: LogFormat } =
 }
 
 function barProgress(bars: cliProgress.MultiBar): ProgressCallback {
-  let current: { task: string; bar: cliProgress.SingleBar; started: number } | undefined;
+  let current: { task: string; bar: cliProgress.SingleBar; started: number; startDone: number } | undefined;
   return (progress: Progress) => {
     if (!current || current.task !== progress.task) {
       if (current) {
         bars.remove(current.bar);
       }
-      current = { task: progress.task, bar: bars.create(progress.total, 0, { task: progress.task, unit: progress.unit, rate: '0' }), started: performance.now() };
+      current = { task: progress.task, bar: bars.create(progress.total, 0, { task: progress.task, unit: progress.unit, rate: '0' }), started: performance.now(), startDone: progress.done };
     }
     const seconds = (performance.now() - current.started) / 1000;
-    const rate = seconds > 0 ? (progress.done / seconds).toFixed(progress.unit === 'bytes' ? 0 : 1) : '0';
+    // The first report of a task already counts finished work, so the rate starts from that count.
+    const rate = seconds > 0 ? ((progress.done - current.startDone) / seconds).toFixed(progress.unit === 'bytes' ? 0 : 1) : '0';
     current.bar.setTotal(progress.total);
     current.bar.update(progress.done, { task: progress.task, unit: progress.unit, rate });
     if (progress.done >= progress.total) {
@@ -84,17 +85,17 @@ function barProgress(bars: cliProgress.MultiBar): ProgressCallback {
  */
 function lineProgress(log: LogCallback): ProgressCallback {
   const quietSeconds = 3;
-  let current: { task: string; started: number; nextQuarter: number } | undefined;
+  let current: { task: string; started: number; startDone: number; nextQuarter: number } | undefined;
   return (progress: Progress) => {
     if (!current || current.task !== progress.task) {
-      current = { task: progress.task, started: performance.now(), nextQuarter: 1 };
+      current = { task: progress.task, started: performance.now(), startDone: progress.done, nextQuarter: 1 };
     }
     const fraction = progress.total > 0 ? progress.done / progress.total : 1;
     const seconds = (performance.now() - current.started) / 1000;
     const finished = progress.done >= progress.total;
     if (fraction * 4 >= current.nextQuarter && seconds >= quietSeconds && !finished) {
       current.nextQuarter = Math.floor(fraction * 4) + 1;
-      const rate = progress.done / seconds;
+      const rate = (progress.done - current.startDone) / seconds;
       const remaining = rate > 0 ? (progress.total - progress.done) / rate : 0;
       log('info', `${progress.task}: ${progress.done}/${progress.total} ${progress.unit}, ${rate.toFixed(1)} ${progress.unit}/s, ${remaining.toFixed(0)} s left`);
     }

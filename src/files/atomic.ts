@@ -24,6 +24,7 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array 
     await handle.sync();
     await handle.close();
     await rename(temporary, target);
+    await syncFolder(dirname(target));
   } catch (error) {
     await handle.close().catch(() => {});
     await rm(temporary, { force: true });
@@ -34,4 +35,20 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array 
 /** Writes a value as indented JSON, atomically. */
 export async function writeJsonAtomic(target: string, value: unknown): Promise<void> {
   await writeFileAtomic(target, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+/**
+ * Flushes a folder's entries to disk, so a rename into it survives a power cut. Some platforms and file
+ * systems cannot open or fsync a folder; there the rename is still atomic, only its durability is less sure.
+ */
+async function syncFolder(folder: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(folder, 'r');
+    await handle.sync();
+  } catch {
+    // NOTE: Windows cannot fsync a folder; the rename has already replaced the file atomically.
+  } finally {
+    await handle?.close();
+  }
 }

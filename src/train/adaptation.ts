@@ -52,7 +52,14 @@ export async function extractFeatures(
   // Build batch k + 1 in JavaScript while onnxruntime computes batch k on its own threads.
   let pending = batches.length > 0 ? extractor.run(makeBatch(batches[0]), batches[0].length) : undefined;
   for (let index = 0; index < batches.length; index++) {
-    const next = index + 1 < batches.length ? makeBatch(batches[index + 1]) : undefined;
+    let next: Float32Array | undefined;
+    try {
+      next = index + 1 < batches.length ? makeBatch(batches[index + 1]) : undefined;
+    } catch (error) {
+      // Settle the backbone run in flight before reporting the error, so it cannot reject unobserved.
+      await pending?.catch(() => undefined);
+      throw error;
+    }
     const batchFeatures = await pending!;
     pending = next ? extractor.run(next, batches[index + 1].length) : undefined;
     features.set(batchFeatures, batches[index][0] * extractor.featureSize);

@@ -122,10 +122,13 @@ async function runTraining(options: TrainOptions, hooks: TrainHooks, checkpoint:
   const testTargets = selectRows(labelMatrix(dataset.test), labels.length, keptTest);
   log('info', `training on ${trainPool.length} images, testing on ${testViews.length}, labels: ${labels.join(', ')}`);
 
-  if (!checkpoint) {
-    await createRunFolder(options.outDir);
-  }
   const extractor = await FeatureExtractor.create(backbone, { threads: options.threads });
+  if (!checkpoint) {
+    await createRunFolder(options.outDir).catch(async (error: unknown) => {
+      await extractor.release();
+      throw error;
+    });
+  }
   log('info', `backbone ${backbone.path}: input ${backbone.inputName} ${backbone.preprocessing.inputSize}px, features ${backbone.featureName} (${extractor.featureSize})`);
   if (!checkpoint) {
     const config = buildRunConfig(options, backbone, labels, extractor.featureSize, trainPool.length, testViews.length, skipped);

@@ -15,7 +15,7 @@ import { readRunConfigSummary } from './runConfig.js';
 
 /** Settings of the cross-validated heads. */
 export interface CrossValidationSettings {
-  /** Number of folds; each image is held out in exactly one. */
+  /** Number of folds. Each image is held out in exactly one. */
   folds: number;
   /** Passes over the training part of each fold. */
   epochs: number;
@@ -121,7 +121,7 @@ export interface AuditedImage {
   scores: Float32Array;
   /** Index of the label with the highest score. */
   worstLabel: number;
-  /** Score of the worst label; images are ranked by it. */
+  /** Score of the worst label, by which images are ranked. */
   score: number;
 }
 
@@ -179,14 +179,14 @@ export function formatProbability(probability: number): string {
   return probability.toFixed(2);
 }
 
-/** What {@link auditLabels} audits, and how. */
+/** Request of {@link auditLabels}: the run, the data folder and the cross-validation settings. */
 export interface AuditRequest {
   /** Run folder whose config.json names the backbone, its preprocessing and feature tensor. */
   modelDir: string;
   /** Data folder whose train and test splits are audited. */
   dataDir: string;
   layout?: Partial<DatasetLayout>;
-  /** Overrides of the cross-validation settings; the seed defaults to training.seed of the run. */
+  /** Overrides of the cross-validation settings. The seed defaults to training.seed of the run. */
   crossValidation?: Partial<CrossValidationSettings>;
   threads?: number;
   maxPixels?: number;
@@ -216,7 +216,7 @@ export async function auditLabels(request: AuditRequest, hooks: { log?: LogCallb
   ];
   if (items.length < settings.folds * 2) {
     throw new DataValidationError([
-      { severity: 'error', file: request.dataDir, message: `the audit needs at least ${settings.folds * 2} images for ${settings.folds} folds, the data folder has ${items.length}; add images or lower the number of folds` },
+      { severity: 'error', file: request.dataDir, message: `the audit needs at least ${settings.folds * 2} images for ${settings.folds} folds but the data folder has ${items.length}, so add images or lower --folds` },
     ]);
   }
   const labels = dataset.train.labels;
@@ -269,10 +269,10 @@ function checkSettings(settings: CrossValidationSettings): void {
   ];
   for (const [name, min] of integers) {
     if (!Number.isInteger(settings[name]) || settings[name] < min) {
-      throw new RangeError(`audit ${name} must be a whole number of at least ${min}, got ${settings[name]}.`);
+      throw new RangeError(`Invalid audit setting: ${name} must be a whole number of at least ${min}, got ${settings[name]}.`);
     }
   }
   if (!(settings.learningRate > 0) || !(settings.weightDecay >= 0)) {
-    throw new RangeError(`audit learningRate must be positive and weightDecay at least 0, got ${settings.learningRate} and ${settings.weightDecay}.`);
+    throw new RangeError(`Invalid audit setting: learningRate must be positive and weightDecay at least 0, got ${settings.learningRate} and ${settings.weightDecay}.`);
   }
 }

@@ -33,7 +33,7 @@ export function auditCsv(audit: LabelAudit): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Returns the HTML of one suspect's card; `thumbnail` is a data URI or undefined when the image could not be read. */
+/** Returns the HTML of one suspect's card. `thumbnail` is a data URI, or undefined when the image could not be read. */
 function suspectCard(image: AuditedImage, rank: number, labels: readonly string[], thumbnail: string | undefined): string {
   const rows = labels.map((label, index) => {
     const disagrees = Math.abs(image.probabilities[index] - image.given[index]) > 0.5;
@@ -78,7 +78,7 @@ export function suspectLabelTable(audit: LabelAudit, count = defaultSuspectCount
   return htmlTable(['label', 'suspects', 'given 1, model says 0', 'given 0, model says 1'], rows);
 }
 
-/** Where {@link writeAuditOutputs} writes. */
+/** Output paths and gallery settings of {@link writeAuditOutputs}. */
 export interface AuditOutputOptions {
   htmlPath: string;
   csvPath: string;

@@ -10,8 +10,9 @@ export interface PictureSize {
   height: number;
 }
 
-/** Font stack for charts and the grid; skia picks the first family installed. */
+/** Font stack for charts and the grid. Skia uses the first family that is installed. */
 export const fontFamily = "'DejaVu Sans', 'Liberation Sans', Arial, Helvetica, sans-serif";
+Chart.defaults.font.family = fontFamily;
 
 /** Fills the canvas white before Chart.js draws, because a PNG with a transparent background is unreadable in dark viewers. */
 const whiteBackground: Plugin = {
@@ -26,8 +27,8 @@ const whiteBackground: Plugin = {
 };
 
 /**
- * Returns a warning when skia finds no font on this machine, because charts then render without any
- * text; undefined when at least one font family is installed.
+ * Returns a warning when skia finds no font on this machine, because charts would then have no text.
+ * Returns undefined when at least one font family is installed.
  */
 export function missingFontWarning(): string | undefined {
   if (GlobalFonts.families.length > 0) {
@@ -53,9 +54,8 @@ export function drawChart<Type extends ChartType>(configuration: ChartConfigurat
     animation: false,
     responsive: false,
     devicePixelRatio: 1,
-    font: { family: fontFamily },
   } as ChartConfiguration<Type>['options'];
-  // Chart.js types its context as the browser's CanvasRenderingContext2D; skia's context implements the same API.
+  // Chart.js types its context as the browser's CanvasRenderingContext2D, whose API skia's context implements.
   const chart = new Chart(context as unknown as CanvasRenderingContext2D, {
     ...configuration,
     options,

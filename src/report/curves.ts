@@ -104,13 +104,13 @@ export async function drawTrainingCurves(records: readonly EpochRecord[], panel:
 
 /** Options of {@link TrainingCurves}. */
 export interface TrainingCurvesOptions {
-  /** Size of each of the two panels; the picture is twice as high. */
+  /** Size of each of the two panels. The picture is twice as high. */
   panel?: PictureSize;
 }
 
 /**
  * A training callback that redraws curves.png in the run folder after every epoch. When training
- * resumes, the epochs before the first one it sees are read from log.csv, so the curves stay whole.
+ * resumes, the epochs before the first record it receives are read from log.csv, so the curves stay whole.
  */
 export class TrainingCurves implements TrainingCallback {
   readonly records: EpochRecord[] = [];

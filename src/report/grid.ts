@@ -162,7 +162,7 @@ export async function sanityGridTiles(
   return tiles;
 }
 
-/** What {@link writeSanityGrid} draws: a model and a labelled split. */
+/** Request of {@link writeSanityGrid}: a model, a labelled split and the grid settings. */
 export interface SanityGridRequest {
   /** Run or export folder holding model.onnx and model.json. */
   modelDir: string;
@@ -177,7 +177,7 @@ export interface SanityGridRequest {
   gridSize?: number;
   /** One decision threshold for every label instead of the model's own. */
   threshold?: number;
-  /** Seed of the image choice; defaults to training.seed of the run's config.json, or 0 for an export folder. */
+  /** Seed of the image choice. Defaults to training.seed of the run's config.json, or 0 for an export folder. */
   seed?: number;
   threads?: number;
   maxPixels?: number;

@@ -53,7 +53,7 @@ nav a { margin-right: 1rem; }
 table { border-collapse: collapse; margin: .5rem 0; font-variant-numeric: tabular-nums; }
 th, td { border: 1px solid #d0d7de; padding: .25rem .6rem; text-align: right; }
 th { background: #f6f8fa; }
-td:first-child, th:first-child { text-align: left; }
+td:first-child, th:first-child { text-align: left; white-space: nowrap; }
 img.picture { max-width: 100%; height: auto; border: 1px solid #d0d7de; }
 details pre { background: #f6f8fa; padding: .8rem; overflow: auto; font-size: .85rem; }
 .suspects { display: grid; grid-template-columns: repeat(auto-fill, minmax(240px, 1fr)); gap: 1rem; }

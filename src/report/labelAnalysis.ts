@@ -42,7 +42,7 @@ export function predictionMatrix(probabilities: Float32Array, thresholds: readon
 
 /**
  * Counts label co-occurrence in a 0/1 matrix [items, labelCount]: entry [a][b] is the number of items
- * with both labels a and b, so the diagonal holds each label's count.
+ * with both labels a and b, so the diagonal contains each label's count.
  */
 export function cooccurrenceMatrix(matrix: Uint8Array, labelCount: number): number[][] {
   const counts = Array.from({ length: labelCount }, () => new Array<number>(labelCount).fill(0));

@@ -25,21 +25,21 @@ export const reportFiles = {
   grid: 'grid.png',
 } as const;
 
-/** What {@link writeRunReport} reports on. */
+/** Request of {@link writeRunReport}: the run, the data and the report settings. */
 export interface ReportRequest {
   /** Run folder of multitag train. */
   runDir: string;
-  /** Data folder whose test split is evaluated and whose both splits are audited; defaults to the run's data folder. */
+  /** Data folder whose test split is evaluated and whose two splits are audited. Defaults to the run's data folder. */
   dataDir?: string;
-  /** File names inside the data folder; default to the run's layout when dataDir is not given. */
+  /** File names inside the data folder. They default to the run's layout when dataDir is not given. */
   layout?: Partial<DatasetLayout>;
-  /** HTML file to write; defaults to report.html in the run folder. */
+  /** HTML file to write. Defaults to report.html in the run folder. */
   outPath?: string;
   /** Also write the sanity grid as PNG to this path. */
   gridPath?: string;
   /** Tiles per row and column of the sanity grid. */
   gridSize?: number;
-  /** Mislabel suspects to show; 0 skips the audit. */
+  /** Mislabel suspects to show. 0 skips the audit. */
   suspects?: number;
   crossValidation?: Partial<CrossValidationSettings>;
   threads?: number;
@@ -140,7 +140,7 @@ export async function writeRunReport(request: ReportRequest, hooks: { log?: LogC
       thresholds,
       curvesPng: records.length > 0 ? await drawTrainingCurves(records) : undefined,
       precisionRecallPng: await drawPrecisionRecallCurves(probabilities, targets, labels, metrics.perLabel, thresholds),
-      // Photos compress far better as JPEG; the PNG stays the file written to gridPath.
+      // Photos compress far better as JPEG, so the page embeds a JPEG and gridPath gets the PNG.
       gridJpeg: await sharp(gridPng).jpeg({ quality: 85 }).toBuffer(),
       gridMatches: { matches: tiles.filter(isExactMatch).length, tiles: tiles.length },
       dataCooccurrence: cooccurrenceMatrix(targets, labels.length),

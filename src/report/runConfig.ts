@@ -7,7 +7,7 @@ import type { MultiLabelMetrics } from '../metrics/index.js';
 import { recordColumns, type EpochRecord, type PhaseName } from '../train/record.js';
 import { RunFolderError, runFiles } from '../train/runFolder.js';
 
-/** The fields of a run's config.json that reports use; the file holds more. */
+/** The fields of a run's config.json that reports use. The file contains more. */
 export interface RunConfigSummary {
   format: 'multitag-run';
   createdAt: string;
@@ -27,7 +27,7 @@ export interface RunConfigSummary {
 
 /** Test metrics of a run at one set of thresholds, as stored in metrics.json. */
 export interface StoredMetrics {
-  /** Which thresholds, for example "threshold 0.5" or "tuned thresholds". */
+  /** Name of the thresholds, for example "threshold 0.5" or "tuned thresholds". */
   title: string;
   metrics: MultiLabelMetrics;
 }
@@ -59,7 +59,7 @@ export function dataLayoutOf(config: RunConfigSummary): Partial<DatasetLayout> {
 }
 
 /**
- * Reads the test metrics of metrics.json, one entry per set of thresholds it holds, or returns []
+ * Reads the test metrics of metrics.json, one entry per set of thresholds in it, or returns []
  * when training has not written the file yet.
  */
 export async function readRunMetrics(runDir: string): Promise<StoredMetrics[]> {
@@ -79,12 +79,12 @@ export async function readRunMetrics(runDir: string): Promise<StoredMetrics[]> {
     .filter(([key]) => typeof (stored?.[key] as MultiLabelMetrics | undefined)?.microF1 === 'number')
     .map(([key, title]) => ({ title, metrics: stored[key] as MultiLabelMetrics }));
   if (found.length === 0) {
-    throw new RunFolderError(`${path} holds no test metrics (test, testAtHalf or testAtTuned with microF1). Delete it, or train the run again.`);
+    throw new RunFolderError(`${path} is invalid: test metrics are missing (test, testAtHalf or testAtTuned with microF1). Delete it, or train the run again.`);
   }
   return found;
 }
 
-/** Reads log.csv of a run folder into epoch records; returns [] when the file does not exist. */
+/** Reads log.csv of a run folder into epoch records, or returns [] when the file does not exist. */
 export async function readTrainingLog(path: string): Promise<EpochRecord[]> {
   const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') {
@@ -95,7 +95,7 @@ export async function readTrainingLog(path: string): Promise<EpochRecord[]> {
   return text === undefined ? [] : parseTrainingLog(text, path);
 }
 
-/** Parses the CSV that CsvLogger writes; `source` names the file in error messages. */
+/** Parses the CSV that CsvLogger writes. `source` names the file in error messages. */
 export function parseTrainingLog(text: string, source: string): EpochRecord[] {
   const lines = text.split(/\r?\n/).filter((line) => line.trim() !== '');
   if (lines.length === 0) {

@@ -1,5 +1,7 @@
 // Output of the mislabel finder: a CSV of every scored (image, label) pair and an HTML gallery of the
 // top suspects with embedded thumbnails.
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { writeFileAtomic } from '../files/atomic.js';
 import { describeSuspect, formatProbability, type AuditedImage, type LabelAudit } from './audit.js';
 import { escapeHtml, formatMetric, htmlPage, htmlTable, thumbnailDataUri } from './html.js';
@@ -96,6 +98,8 @@ export async function writeAuditOutputs(audit: LabelAudit, options: AuditOutputO
 <p>The ${Math.min(count, audit.images.length)} images whose given labels the model contradicts most confidently. All ${audit.images.length} images and their scores are in <code>${escapeHtml(options.csvPath)}</code>.</p>
 ${suspectLabelTable(audit, count)}
 ${await suspectGalleryHtml(audit, count, options.maxPixels)}`;
+  await mkdir(dirname(options.htmlPath), { recursive: true });
+  await mkdir(dirname(options.csvPath), { recursive: true });
   await writeFileAtomic(options.csvPath, auditCsv(audit));
   await writeFileAtomic(options.htmlPath, htmlPage(options.title, body));
 }

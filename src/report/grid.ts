@@ -1,8 +1,8 @@
 // The sanity grid: test images chosen with the run's seed, each titled with its true and predicted
 // labels, green when the predicted label set equals the true one and red otherwise.
 import { ImageData, type SKRSContext2D } from '@napi-rs/canvas';
-import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { defaultLayout, loadSplit, type DatasetLayout, type DatasetSplit } from '../data/dataset.js';
 import { DataValidationError, hasErrors } from '../data/problems.js';
 import { silentLog, silentProgress, type LogCallback, type ProgressCallback } from '../events.js';
@@ -212,6 +212,7 @@ export async function writeSanityGrid(request: SanityGridRequest, hooks: { log?:
   try {
     const thresholds = request.threshold === undefined ? predictor.metadata.thresholds : predictor.metadata.labels.map(() => request.threshold!);
     const tiles = await sanityGridTiles(predictor, split, gridSize * gridSize, seed, hooks.onProgress, thresholds);
+    await mkdir(dirname(request.outPath), { recursive: true });
     await writeFileAtomic(request.outPath, await drawSanityGrid(tiles, gridSize));
     return { path: request.outPath, tiles: tiles.length, exactMatches: tiles.filter(isExactMatch).length };
   } finally {

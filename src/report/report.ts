@@ -1,6 +1,7 @@
 // The run report: one self-contained HTML page with the config, training curves, metrics, per-label
 // analysis, sanity grid and the top mislabel suspects of a run.
-import { basename, join, resolve } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { defaultLayout, loadSplit, type DatasetLayout } from '../data/dataset.js';
 import { DataValidationError, hasErrors } from '../data/problems.js';
@@ -126,6 +127,7 @@ export async function writeRunReport(request: ReportRequest, hooks: { log?: LogC
     const tiles = await sanityGridTiles(predictor, split, gridSize * gridSize, config.training.seed, onProgress);
     const gridPng = await drawSanityGrid(tiles, gridSize);
     if (request.gridPath) {
+      await mkdir(dirname(request.gridPath), { recursive: true });
       await writeFileAtomic(request.gridPath, gridPng);
     }
 
@@ -162,6 +164,7 @@ export async function writeRunReport(request: ReportRequest, hooks: { log?: LogC
   }
 
   const outPath = request.outPath ?? join(runDir, reportFiles.report);
+  await mkdir(dirname(outPath), { recursive: true });
   await writeFileAtomic(outPath, reportHtml({ ...content, suspectsHtml }));
   return { path: outPath, metrics: content.metrics, count: content.count, audit };
 }

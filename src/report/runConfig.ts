@@ -35,7 +35,7 @@ export interface StoredMetrics {
 /** Reads and checks config.json of a run folder. */
 export async function readRunConfigSummary(runDir: string): Promise<RunConfigSummary> {
   const path = join(runDir, runFiles.config);
-  const value = await readJsonFile(path, `${runDir} holds no ${runFiles.config}, so it is not a multitag run folder. Pass the --out folder of multitag train.`);
+  const value = await readJsonFile(path, `${path} was not found, so ${runDir} is not a multitag run folder. Pass the --out folder of multitag train.`);
   const config = value as RunConfigSummary;
   const valid =
     config !== null &&

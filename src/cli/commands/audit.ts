@@ -27,7 +27,7 @@ export function addAuditCommand(program: Command, terminal: () => Terminal): voi
         'so no image is scored by a head that saw it, and write an HTML gallery of the top suspects and a CSV of all scores.',
     )
     .requiredOption('--model <dir>', 'run folder of multitag train; its config.json names the backbone and preprocessing')
-    .requiredOption('--data <dir>', 'data folder holding train_label.csv, train/, test_label.csv and test/')
+    .requiredOption('--data <dir>', 'data folder containing train_label.csv, train/, test_label.csv and test/')
     .option('--out <file.html>', 'gallery to write; the CSV goes beside it with the extension .csv (default: audit.html in the run folder)')
     .option('--top <count>', 'suspects shown in the gallery', integerOption(1, 10_000), defaultSuspectCount)
     .option('--folds <count>', 'cross-validation folds', integerOption(2, 100), defaultCrossValidation.folds)

@@ -63,6 +63,7 @@ details pre { background: #f6f8fa; padding: .8rem; overflow: auto; font-size: .8
 .suspect table { width: 100%; font-size: .85rem; }
 tr.disagree td { background: #ffebe9; font-weight: bold; }
 .matrix td { min-width: 3.5rem; }
+.settings td { text-align: left; }
 `;
 
 /** Wraps a body into a complete HTML page with the shared inline styles and no external resources. */

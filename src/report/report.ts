@@ -239,7 +239,7 @@ function configTable(config: RunConfigSummary): string {
       .filter(([, value]) => typeof value !== 'object' || value === null)
       .map(([key, value]): [string, string] => [key, String(value)]),
   ];
-  return htmlTable(['setting', 'value'], rows.map(([key, value]) => [escapeHtml(key), escapeHtml(value)]));
+  return htmlTable(['setting', 'value'], rows.map(([key, value]) => [escapeHtml(key), escapeHtml(value)]), 'settings');
 }
 
 function reportHtml(content: ReportContent): string {

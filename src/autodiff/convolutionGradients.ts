@@ -109,35 +109,46 @@ function pointwiseWeightGradient(builder: GraphBuilder, setup: ConvolutionSetup)
 }
 
 /**
- * Gradient of a depthwise Conv weight (group = C = M) from an im2col of the input: a grouped Conv
- * with a constant one-hot kernel copies each of the K = kh*kw taps of every window into its own
- * channel ([N, C*K, Ho, Wo]), then a batched MatMul with gY and a ReduceSum over the batch give
- * gW[c, k] = sum over n and pixels of P[n, c, k, p] * gY[n, c, p]. The patches take K times the
- * memory of the output, but this measured faster than batchAsChannelsWeightGradient for depthwise
- * layers.
+ * Returns a function that builds an im2col of a tensor shaped like the Conv input, for the window
+ * geometry of `setup`: a grouped Conv whose constant one-hot kernel [C*K, 1, kh, kw] copies each of
+ * the K = kh*kw taps of every window into its own channel, giving patches [N, C*K, Ho, Wo]. All calls
+ * share one kernel initializer.
  */
-function depthwiseIm2colWeightGradient(builder: GraphBuilder, setup: ConvolutionSetup): string {
-  const [batch, channels] = setup.inputShape;
-  const [, , kernelHeight, kernelWidth] = setup.weightShape;
-  const taps = kernelHeight * kernelWidth;
-  const { strides, padsBegin, padsEnd, outputSize } = setup.geometry;
-  const pixels = outputSize[0] * outputSize[1];
-
+function oneHotIm2col(builder: GraphBuilder, setup: ConvolutionSetup): (input: string) => string {
+  const channels = setup.inputShape[1];
+  const { kernel, strides, padsBegin, padsEnd } = setup.geometry;
+  const taps = kernel[0] * kernel[1];
   const oneHot = new Float32Array(channels * taps * taps);
   for (let channel = 0; channel < channels; channel++) {
     for (let tap = 0; tap < taps; tap++) {
       oneHot[(channel * taps + tap) * taps + tap] = 1;
     }
   }
-  const kernel = builder.constantFloat(oneHot, [channels * taps, 1, kernelHeight, kernelWidth], 'im2col_kernel');
-  const weightGradientOf = (input: string, gradient: string, images: number): string => {
-    const patches = builder.add(
+  const oneHotKernel = builder.constantFloat(oneHot, [channels * taps, 1, kernel[0], kernel[1]], 'im2col_kernel');
+  return (input) =>
+    builder.add(
       'Conv',
-      [input, kernel],
-      { group: channels, kernel_shape: [kernelHeight, kernelWidth], strides, pads: [...padsBegin, ...padsEnd] },
+      [input, oneHotKernel],
+      { group: channels, kernel_shape: kernel, strides, pads: [...padsBegin, ...padsEnd] },
       { hint: `${setup.input}_im2col` },
     );
-    const patchRows = builder.reshape(patches, [images, channels, taps, pixels]);
+}
+
+/**
+ * Gradient of a depthwise Conv weight (group = C = M) from the patches P of oneHotIm2col: a batched
+ * MatMul with gY and a ReduceSum over the batch give gW[c, k] = sum over n and pixels p of
+ * P[n, c, k, p] * gY[n, c, p]. The patches take K times the memory of the output, but this
+ * measured faster than batchAsChannelsWeightGradient for depthwise layers.
+ */
+function depthwiseIm2colWeightGradient(builder: GraphBuilder, setup: ConvolutionSetup): string {
+  const [batch, channels] = setup.inputShape;
+  const [, , kernelHeight, kernelWidth] = setup.weightShape;
+  const taps = kernelHeight * kernelWidth;
+  const pixels = setup.geometry.outputSize[0] * setup.geometry.outputSize[1];
+
+  const im2col = oneHotIm2col(builder, setup);
+  const weightGradientOf = (input: string, gradient: string, images: number): string => {
+    const patchRows = builder.reshape(im2col(input), [images, channels, taps, pixels]);
     const gradientColumn = builder.reshape(gradient, [images, channels, pixels, 1]);
     return builder.add('MatMul', [patchRows, gradientColumn], {}, { hint: `${setup.weight}_grad_per_image` });
   };
@@ -169,31 +180,16 @@ function depthwiseIm2colWeightGradient(builder: GraphBuilder, setup: Convolution
 
 /**
  * Gradient of a group-1 Conv weight with few input channels, such as a stem convolution on RGB
- * images: the same one-hot im2col gives patches P [N, C*K, Ho*Wo], and gW [M, C*K] is the sum over
- * images of gY[n] [M, Ho*Wo] times P[n]ᵀ, one well-shaped GEMM per image.
+ * images: with the patches P [N, C*K, Ho*Wo] of oneHotIm2col, gW [M, C*K] is the sum over images of
+ * gY[n] [M, Ho*Wo] times P[n]ᵀ, one well-shaped GEMM per image.
  */
 function smallInputIm2colWeightGradient(builder: GraphBuilder, setup: ConvolutionSetup): string {
   const [batch, channels] = setup.inputShape;
   const [outputChannels, , kernelHeight, kernelWidth] = setup.weightShape;
   const taps = kernelHeight * kernelWidth;
-  const { strides, padsBegin, padsEnd, outputSize } = setup.geometry;
-  const pixels = outputSize[0] * outputSize[1];
+  const pixels = setup.geometry.outputSize[0] * setup.geometry.outputSize[1];
 
-  const oneHot = new Float32Array(channels * taps * taps);
-  for (let channel = 0; channel < channels; channel++) {
-    for (let tap = 0; tap < taps; tap++) {
-      oneHot[(channel * taps + tap) * taps + tap] = 1;
-    }
-  }
-  const kernel = builder.constantFloat(oneHot, [channels * taps, 1, kernelHeight, kernelWidth], 'im2col_kernel');
-  const patches = builder.add(
-    'Conv',
-    [setup.input, kernel],
-    { group: channels, kernel_shape: [kernelHeight, kernelWidth], strides, pads: [...padsBegin, ...padsEnd] },
-    { hint: `${setup.input}_im2col` },
-  );
-
-  const patchRows = builder.reshape(patches, [batch, channels * taps, pixels]);
+  const patchRows = builder.reshape(oneHotIm2col(builder, setup)(setup.input), [batch, channels * taps, pixels]);
   const patchColumns = builder.transpose(patchRows, [0, 2, 1]);
   const gradientRows = builder.reshape(setup.gradient, [batch, outputChannels, pixels]);
   const products = builder.add('MatMul', [gradientRows, patchColumns], {}, { hint: `${setup.weight}_grad_per_image` });
@@ -346,13 +342,9 @@ export function maxPoolGradient(context: GradientContext): (string | undefined)[
 
   const flatIndices = builder.reshape(indices, [-1]);
   const flatGradient = builder.reshape(gradient, [-1]);
-  let zeros: string;
-  if (inputShape[0] > 0) {
-    zeros = builder.constantFloat(new Float32Array(inputShape.reduce((product, dim) => product * dim, 1)), [inputShape.reduce((product, dim) => product * dim, 1)], 'zeros');
-  } else {
-    const size = builder.reshape(builder.add('Size', [input]), [1]);
-    zeros = builder.add('ConstantOfShape', [size]);
-  }
+  // ConstantOfShape fills float32 zeros by default; a zero initializer of the input's size would bloat the model.
+  const size = inputShape[0] > 0 ? builder.constantInt64([inputShape.reduce((product, dim) => product * dim, 1)]) : builder.reshape(builder.add('Size', [input]), [1]);
+  const zeros = builder.add('ConstantOfShape', [size], {}, { hint: `${input}_zeros` });
   const scattered = builder.add('ScatterElements', [zeros, flatIndices, flatGradient], { axis: 0, reduction: 'add' });
   return [builder.reshape(scattered, inputShape, input)];
 }

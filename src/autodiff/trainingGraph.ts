@@ -11,6 +11,7 @@ import {
   float32ValueInfo,
   onnx,
   tensorDims,
+  tensorToFloat32,
   tensorToInt64,
   toNumber,
   valueInfoShape,
@@ -248,4 +249,26 @@ export function buildTrainingGraph(spec: TrainingGraphSpec): TrainingGraph {
     }),
   });
   return { model, parameterNames, gradientNames };
+}
+
+/** Name, shape and float32 values of one parameter, as returned by readParameters. */
+export interface ParameterValue {
+  name: string;
+  dims: number[];
+  values: Float32Array;
+}
+
+/**
+ * Reads the named float32 initializers of `model` in the given order, for example the starting values
+ * of TrainingGraph.parameterNames from the forward model. Throws for a name that is not an initializer.
+ */
+export function readParameters(model: ModelProto, names: readonly string[]): ParameterValue[] {
+  const initializers = new Map((model.graph?.initializer ?? []).map((tensor) => [tensor.name ?? '', tensor]));
+  return names.map((name) => {
+    const tensor = initializers.get(name);
+    if (!tensor) {
+      throw new Error(`parameter ${name} is not an initializer of the model; check the name`);
+    }
+    return { name, dims: tensorDims(tensor), values: tensorToFloat32(tensor) };
+  });
 }

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { type NodeProto, type TensorProto, tensorDims } from '../../src/onnx/model.js';
 import { makeNode } from '../../src/onnx/graph.js';
-import { buildTrainingGraph } from '../../src/autodiff/trainingGraph.js';
+import { buildTrainingGraph, readParameters } from '../../src/autodiff/trainingGraph.js';
 import { buildModel, createSession, initializerValues, meanBinaryCrossEntropy, randomArray, randomTensor, seededRandom } from './helpers.js';
 
 const LABELS = 2;
@@ -135,5 +135,14 @@ describe('buildTrainingGraph', () => {
       () => buildTrainingGraph({ forward: model, inputName: 'images', logitsName: 'logits', trainable: ['unused_weight'] }),
       /unused_weight does not affect the logits/,
     );
+  });
+
+  test('readParameters returns values in order', () => {
+    const model = smallModel((input) => ({ nodes: [makeNode('Relu', [input], ['activated'], {}, 'relu')], output: 'activated' }));
+    const parameters = readParameters(model, ['head_bias', 'scale']);
+    assert.deepEqual(parameters.map((parameter) => parameter.name), ['head_bias', 'scale']);
+    assert.deepEqual(parameters.map((parameter) => parameter.dims), [[LABELS], [4]]);
+    assert.equal(parameters[1].values.length, 4);
+    assert.throws(() => readParameters(model, ['missing']), /missing is not an initializer/);
   });
 });

@@ -24,10 +24,10 @@ import type { TrainOptions } from './options.js';
 import { copyParameters, runPhase, type EpochRunner } from './phase.js';
 import { csvToRecords, type EpochRecord } from './record.js';
 import { buildRunConfig, readRunConfig } from './runConfig.js';
-import { checkRunFolder, createRunFolder, modelMetadata, RunFolderError, runFiles, saveBestModel } from './runFolder.js';
+import { checkRunFolder, createRunFolder, modelMetadata, runFiles, saveBestModel } from './runFolder.js';
 import { selectRows, splitValidation, tuneThresholds } from './thresholds.js';
 import { parseUnfreeze, selectTrainable, weightedLayers } from './unfreeze.js';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 
 /** Callbacks that receive the library's logs and progress. */
 export interface TrainHooks {
@@ -59,21 +59,38 @@ export async function train(options: TrainOptions, hooks: TrainHooks = {}): Prom
   return runTraining(options, hooks, undefined);
 }
 
-/** Continues an interrupted run from its last checkpoint, with the options stored in its config.json. */
+/**
+ * Continues an interrupted run from its last checkpoint, with the options stored in its config.json.
+ * A run stopped before its first checkpoint starts again from the beginning in the same folder.
+ */
 export async function resume(runDir: string, hooks: TrainHooks = {}, overrides: Pick<Partial<TrainOptions>, 'threads'> = {}): Promise<TrainResult> {
   const config = await readRunConfig(runDir);
+  await removeTemporaryFiles(runDir);
   const checkpointPath = join(runDir, runFiles.checkpoint);
   const checkpoint = await readCheckpoint(checkpointPath).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') {
-      throw new RunFolderError(`${runDir} has no ${runFiles.checkpoint} yet: the run stopped before its first checkpoint. Start it again with a new --out folder.`);
+      return undefined;
     }
     throw error;
   });
+  if (!checkpoint) {
+    hooks.log?.('info', `${runDir} has no checkpoint yet, so the run starts again from its first epoch`);
+  }
   const options: TrainOptions = { ...config.training, ...overrides, outDir: runDir };
-  return runTraining(options, hooks, checkpoint);
+  return runTraining(options, hooks, { checkpoint });
 }
 
-async function runTraining(options: TrainOptions, hooks: TrainHooks, checkpoint: Checkpoint | undefined): Promise<TrainResult> {
+/** Removes temporary files that a killed process left in a run folder; they never replaced a real file. */
+async function removeTemporaryFiles(runDir: string): Promise<void> {
+  for (const entry of await readdir(runDir)) {
+    if (entry.startsWith('.') && entry.endsWith('.tmp')) {
+      await rm(join(runDir, entry), { force: true });
+    }
+  }
+}
+
+async function runTraining(options: TrainOptions, hooks: TrainHooks, resuming: { checkpoint: Checkpoint | undefined } | undefined): Promise<TrainResult> {
+  const checkpoint = resuming?.checkpoint;
   const log = hooks.log ?? silentLog;
   const onProgress = hooks.onProgress ?? silentProgress;
   const started = performance.now();
@@ -84,7 +101,7 @@ async function runTraining(options: TrainOptions, hooks: TrainHooks, checkpoint:
     log('warn', `${warning.file}${warning.line ? `:${warning.line}` : ''}: ${warning.message}`);
   }
   const backbone = await resolveBackbone({ ...options.backbone, onProgress: options.backbone.onProgress ?? onProgress });
-  if (!checkpoint) {
+  if (!resuming) {
     await checkRunFolder(options.outDir);
   }
   const images: ImageSettings = {
@@ -123,14 +140,14 @@ async function runTraining(options: TrainOptions, hooks: TrainHooks, checkpoint:
   log('info', `training on ${trainPool.length} images, testing on ${testViews.length}, labels: ${labels.join(', ')}`);
 
   const extractor = await FeatureExtractor.create(backbone, { threads: options.threads });
-  if (!checkpoint) {
+  if (!resuming) {
     await createRunFolder(options.outDir).catch(async (error: unknown) => {
       await extractor.release();
       throw error;
     });
   }
   log('info', `backbone ${backbone.path}: input ${backbone.inputName} ${backbone.preprocessing.inputSize}px, features ${backbone.featureName} (${extractor.featureSize})`);
-  if (!checkpoint) {
+  if (!resuming) {
     const config = buildRunConfig(options, backbone, labels, extractor.featureSize, trainPool.length, testViews.length, skipped);
     await writeJsonAtomic(join(options.outDir, runFiles.config), config);
   }

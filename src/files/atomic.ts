@@ -1,7 +1,7 @@
 // Crash-safe file writing: data goes to a temporary file in the same folder, is flushed to disk, and
 // then renamed over the target, so a reader sees either the old file or the complete new one.
 import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** Returns a temporary path beside `target`, unique per call. */
@@ -15,11 +15,16 @@ export function temporaryPathFor(target: string): string {
  */
 export async function writeFileAtomic(target: string, data: string | Uint8Array | readonly Uint8Array[]): Promise<void> {
   const temporary = temporaryPathFor(target);
-  const handle = await open(temporary, 'w');
+  let handle: FileHandle;
+  try {
+    handle = await open(temporary, 'w');
+  } catch (error) {
+    throw nameTarget(error, target);
+  }
   try {
     const chunks = typeof data === 'string' ? [Buffer.from(data, 'utf8')] : data instanceof Uint8Array ? [data] : data;
     for (const chunk of chunks) {
-      await handle.write(chunk);
+      await writeAll(handle, chunk);
     }
     await handle.sync();
     await handle.close();
@@ -28,8 +33,32 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array 
   } catch (error) {
     await handle.close().catch(() => {});
     await rm(temporary, { force: true });
-    throw error;
+    throw nameTarget(error, target);
   }
+}
+
+/**
+ * Writes the whole chunk. One write may store only part of it, as when the disk fills up, and only the
+ * next write then fails with ENOSPC, so the loop continues until every byte is written or a write throws.
+ */
+async function writeAll(handle: FileHandle, chunk: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < chunk.length) {
+    const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
+    offset += bytesWritten;
+  }
+}
+
+/**
+ * Sets the path of a file-system error to the target. The error would otherwise name the temporary
+ * file, or no file at all for a failed write, and leave a user guessing which file could not be written.
+ */
+function nameTarget(error: unknown, target: string): unknown {
+  const systemError = error as NodeJS.ErrnoException;
+  if (error instanceof Error && typeof systemError.code === 'string') {
+    systemError.path = target;
+  }
+  return error;
 }
 
 /** Writes a value as indented JSON, atomically. */

@@ -70,16 +70,18 @@ export async function runPhase(loop: PhaseLoop): Promise<PhaseOutcome> {
     const started = performance.now();
     const trainCost = await runner.trainEpoch(`epoch ${epoch}`, loop.onProgress);
     const logits = await runner.testLogits(loop.onProgress);
-    const metrics = computeMetrics({ logits, targets: loop.testTargets, labels: loop.labels });
+    // computeMetrics rejects the NaN or infinite logits of a diverged model. The record then carries NaN
+    // metrics, so the callbacks (TerminateOnNonFinite first) stop the run with a message for the user.
+    const metrics = logits.every(Number.isFinite) ? computeMetrics({ logits, targets: loop.testTargets, labels: loop.labels }) : undefined;
     const record: EpochRecord = {
       phase: runner.phase,
       epoch,
       phaseEpoch,
       trainCost,
-      testCost: metrics.bce,
-      testMicroF1: metrics.microF1,
-      testMacroF1: metrics.macroF1,
-      testMAP: metrics.mAP,
+      testCost: metrics?.bce ?? Number.NaN,
+      testMicroF1: metrics?.microF1 ?? Number.NaN,
+      testMacroF1: metrics?.macroF1 ?? Number.NaN,
+      testMAP: metrics?.mAP ?? Number.NaN,
       learningRate: runner.learningRate(),
       seconds: (performance.now() - started) / 1000,
     };

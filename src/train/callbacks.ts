@@ -165,9 +165,17 @@ export class EpochLogger implements TrainingCallback {
 /** Error raised when the training cost stops being a finite number. */
 export class NonFiniteCostError extends Error {
   constructor(record: EpochRecord) {
+    const cost = Number.isFinite(record.trainCost) ? 'test' : 'train';
+    // Every earlier epoch passed this check, and the first one always counts as the best so far.
+    const earlier = record.epoch === 2 ? 'epoch 1' : `epochs 1 to ${record.epoch - 1}`;
+    const keptFiles =
+      record.epoch > 1
+        ? `The run folder keeps the best model of ${earlier} and the last checkpoint written before epoch ${record.epoch}, if any.`
+        : 'No model was saved, because it was the first epoch.';
+    const option = record.phase === 'adaptation' ? '--lr' : '--finetune-lr';
     super(
-      `Training diverged: the ${Number.isFinite(record.trainCost) ? 'test' : 'train'} cost of epoch ${record.epoch} is not a finite number. ` +
-        'The run folder keeps the last good checkpoint and best model. Lower the learning rate (--lr or --finetune-lr) and train again.',
+      `Training diverged: the ${cost} cost of epoch ${record.epoch} (${record.phase}) is not a finite number. ${keptFiles} ` +
+        `Lower the learning rate (${option}, now ${record.learningRate}) and train again into a new --out folder.`,
     );
     this.name = 'NonFiniteCostError';
   }

@@ -1,6 +1,6 @@
 // The files of a run folder, and reading and writing them. Every file is written atomically.
-import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readdir, readFile, rmdir, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import type { ResolvedBackbone } from '../backbone/backbone.js';
 import type { Normalization } from '../image/normalize.js';
 import { writeFileAtomic, writeJsonAtomic } from '../files/atomic.js';
@@ -70,7 +70,40 @@ export async function createRunFolder(dir: string): Promise<void> {
   try {
     await mkdir(dir, { recursive: true });
   } catch (error) {
-    throw new RunFolderError(`Could not create the run folder ${dir} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}). Check the path and its permissions.`);
+    const reason = await explainMkdirFailure(dir, error);
+    throw new RunFolderError(`Could not create the run folder ${dir}: ${reason}. Fix the path or choose another --out folder.`);
+  }
+}
+
+/**
+ * Describes why a recursive mkdir of `dir` failed. Node 20's recursive mkdir reports ENOENT even when a
+ * parent is on a read-only file system, so the first missing folder is created alone to get the real error.
+ */
+async function explainMkdirFailure(dir: string, error: unknown): Promise<string> {
+  let missing = resolve(dir);
+  while (dirname(missing) !== missing && (await stat(dirname(missing)).catch(() => undefined)) === undefined) {
+    missing = dirname(missing);
+  }
+  const parent = dirname(missing);
+  let cause = error as NodeJS.ErrnoException;
+  try {
+    await mkdir(missing);
+    await rmdir(missing);
+  } catch (single) {
+    cause = single as NodeJS.ErrnoException;
+  }
+  switch (cause.code) {
+    case 'ENOTDIR':
+      return `${parent} is a file, not a folder`;
+    case 'EROFS':
+      return `${parent} is on a read-only file system`;
+    case 'EACCES':
+    case 'EPERM':
+      return `permission denied in ${parent}`;
+    case 'ENOSPC':
+      return 'the disk is full';
+    default:
+      return cause.message;
   }
 }
 

@@ -21,15 +21,37 @@ const userErrorNames = new Set([
   'UnsupportedOperatorError',
 ]);
 
-const fileSystemHints: Record<string, string> = {
-  ENOENT: 'was not found; check the path',
-  EACCES: 'is not accessible (permission denied); check its permissions or choose another path',
-  EPERM: 'cannot be changed (operation not permitted); check its permissions or choose another path',
-  ENOSPC: 'could not be written because the disk is full; free space and run the command again',
-  EROFS: 'is on a read-only file system; choose a writable path',
-  EISDIR: 'is a folder where a file was expected',
-  ENOTDIR: 'has a part that is not a folder; check the path',
+/** Meaning of each file-system error code for the path it names, and the usual fix. */
+const fileSystemHints: Record<string, { problem: string; fix: string }> = {
+  ENOENT: { problem: 'was not found', fix: 'check the path' },
+  EACCES: { problem: 'is not accessible (permission denied)', fix: 'check its permissions or choose another path' },
+  EPERM: { problem: 'cannot be changed (operation not permitted)', fix: 'check its permissions or choose another path' },
+  ENOSPC: { problem: 'could not be written because the disk is full', fix: 'free space and run the command again' },
+  EROFS: { problem: 'is on a read-only file system', fix: 'choose a writable path' },
+  EISDIR: { problem: 'is a folder where a file was expected', fix: 'pass the path of a file' },
+  ENOTDIR: { problem: 'has a part that is not a folder', fix: 'check the path' },
 };
+
+/** A file-system error explained for a user: the path, what is wrong with it, and the usual fix. */
+export interface FileSystemProblem {
+  code: string;
+  path: string;
+  problem: string;
+  fix: string;
+}
+
+/** Explains a file-system error with a known code, or returns undefined for any other error. */
+export function fileSystemProblem(error: unknown): FileSystemProblem | undefined {
+  if (!(error instanceof Error)) {
+    return undefined;
+  }
+  const code = (error as NodeJS.ErrnoException).code;
+  const hint = code === undefined ? undefined : fileSystemHints[code];
+  if (code === undefined || hint === undefined) {
+    return undefined;
+  }
+  return { code, path: (error as NodeJS.ErrnoException).path ?? 'A file', ...hint };
+}
 
 /** Returns the message for a user mistake, or undefined when the error is a bug. */
 export function userErrorMessage(error: unknown): string | undefined {
@@ -39,9 +61,6 @@ export function userErrorMessage(error: unknown): string | undefined {
   if (userErrorNames.has(error.name)) {
     return error.message;
   }
-  const systemError = error as NodeJS.ErrnoException;
-  if (systemError.code && fileSystemHints[systemError.code]) {
-    return `${systemError.path ?? 'A file'} ${fileSystemHints[systemError.code]}.`;
-  }
-  return undefined;
+  const fault = fileSystemProblem(error);
+  return fault === undefined ? undefined : `${fault.path} ${fault.problem}; ${fault.fix}.`;
 }

@@ -1,15 +1,19 @@
 // `multitag train`: train a classifier on a data folder and print its test metrics.
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { parseChannelTriple } from '../../backbone/preprocessing.js';
 import { trainingReportCallbacks, writeTrainingReport } from '../../report/report.js';
 import { defaultTrainOptions, recipes, type RecipeName, type TrainOptions } from '../../train/options.js';
 import { monitoredMetrics, type MonitoredMetric } from '../../train/record.js';
+import { RunFolderError, runFiles } from '../../train/runFolder.js';
 import { resume, train, type TrainResult } from '../../train/train.js';
 import type { LogCallback } from '../../events.js';
 import type { BadImagePolicy } from '../../train/badImages.js';
 import { metricsTable } from '../format.js';
 import { integerOption, numberOption, positiveNumberOption } from '../options.js';
 import type { Terminal } from '../terminal.js';
+import { fileSystemProblem } from '../userErrors.js';
 
 interface TrainFlags {
   data?: string;
@@ -92,10 +96,13 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
         if (changed.length > 0) {
           command.error(`error: --resume continues a run with its stored options; remove ${changed.map((name) => `--${kebab(name)}`).join(', ')}.`, { exitCode: 1 });
         }
+        const runDir = flags.resume;
         const { log, onProgress } = terminal();
-        const result = await resume(flags.resume, { log, onProgress, callbacks: trainingReportCallbacks(flags.resume) }, { threads: flags.threads });
-        report(result, log);
-        await writeTrainingReport(result.runDir, { log, onProgress });
+        await withResumeHint(runDir, async () => {
+          const result = await resume(runDir, { log, onProgress, callbacks: trainingReportCallbacks(runDir) }, { threads: flags.threads });
+          report(result, log);
+          await writeTrainingReport(result.runDir, { log, onProgress });
+        });
         return;
       }
       if (!flags.data || !flags.out) {
@@ -139,10 +146,34 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
       };
       applyRecipe(options, recipes[flags.recipe], command);
 
-      const result = await train(options, { log, onProgress, callbacks: trainingReportCallbacks(options.outDir) });
-      report(result, log);
-      await writeTrainingReport(result.runDir, { log, onProgress });
+      await withResumeHint(options.outDir, async () => {
+        const result = await train(options, { log, onProgress, callbacks: trainingReportCallbacks(options.outDir) });
+        report(result, log);
+        await writeTrainingReport(result.runDir, { log, onProgress });
+      });
     });
+}
+
+/**
+ * Runs `body` and rewrites a file-system error (a full disk, for example) raised once the run folder has its
+ * config.json: the same train command would stop at the non-empty --out folder, while --resume
+ * continues the run from its last checkpoint.
+ */
+async function withResumeHint(runDir: string, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (error) {
+    const fault = fileSystemProblem(error);
+    if (fault === undefined || !(await exists(join(runDir, runFiles.config)))) {
+      throw error;
+    }
+    const firstStep = fault.code === 'ENOSPC' ? 'Free space' : 'Fix this';
+    throw new RunFolderError(`${fault.path} ${fault.problem}. ${firstStep}, then continue the run with: multitag train --resume ${runDir}`);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => undefined)) !== undefined;
 }
 
 /** Option names of the recipe fields, as commander stores them. */

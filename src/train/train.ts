@@ -24,10 +24,10 @@ import type { TrainOptions } from './options.js';
 import { copyParameters, runPhase, type EpochRunner } from './phase.js';
 import { csvToRecords, type EpochRecord } from './record.js';
 import { buildRunConfig, readRunConfig } from './runConfig.js';
-import { checkRunFolder, createRunFolder, modelMetadata, runFiles, saveBestModel } from './runFolder.js';
+import { checkRunFolder, createRunFolder, modelMetadata, RunFolderError, runFiles, saveBestModel } from './runFolder.js';
 import { selectRows, splitValidation, tuneThresholds } from './thresholds.js';
 import { parseUnfreeze, selectTrainable, weightedLayers } from './unfreeze.js';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 
 /** Callbacks that receive the library's logs and progress. */
 export interface TrainHooks {
@@ -61,7 +61,8 @@ export async function train(options: TrainOptions, hooks: TrainHooks = {}): Prom
 
 /**
  * Continues an interrupted run from its last checkpoint, with the options stored in its config.json.
- * A run stopped before its first checkpoint starts again from the beginning in the same folder.
+ * A run stopped before its first checkpoint starts again from the beginning in the same folder. Throws
+ * RunFolderError when the backbone file of the run is missing or no longer has the recorded SHA-256.
  */
 export async function resume(runDir: string, hooks: TrainHooks = {}, overrides: Pick<Partial<TrainOptions>, 'threads'> = {}): Promise<TrainResult> {
   const config = await readRunConfig(runDir);
@@ -76,8 +77,13 @@ export async function resume(runDir: string, hooks: TrainHooks = {}, overrides: 
   if (!checkpoint) {
     hooks.log?.('info', `${runDir} has no checkpoint yet, so the run starts again from its first epoch`);
   }
+  // --resume cannot change the backbone, so the usual advice to pass another path would not help.
+  const source = config.training.backbone.source;
+  if (config.backbone.catalogName === null && !(await stat(source).catch(() => undefined))?.isFile()) {
+    throw new RunFolderError(`Backbone ${source}, which ${runDir} was trained with, was not found. Put the file back at that path to resume the run.`);
+  }
   const options: TrainOptions = { ...config.training, ...overrides, outDir: runDir };
-  return runTraining(options, hooks, { checkpoint });
+  return runTraining(options, hooks, { checkpoint, backboneSha256: config.backbone.sha256 });
 }
 
 /** Removes temporary files that a killed process left in a run folder; they never replaced a real file. */
@@ -89,7 +95,13 @@ async function removeTemporaryFiles(runDir: string): Promise<void> {
   }
 }
 
-async function runTraining(options: TrainOptions, hooks: TrainHooks, resuming: { checkpoint: Checkpoint | undefined } | undefined): Promise<TrainResult> {
+/** Starting point of a resumed run: its checkpoint, if any, and the SHA-256 of the backbone it was trained with. */
+interface ResumeState {
+  checkpoint: Checkpoint | undefined;
+  backboneSha256: string;
+}
+
+async function runTraining(options: TrainOptions, hooks: TrainHooks, resuming: ResumeState | undefined): Promise<TrainResult> {
   const checkpoint = resuming?.checkpoint;
   const log = hooks.log ?? silentLog;
   const onProgress = hooks.onProgress ?? silentProgress;
@@ -103,6 +115,12 @@ async function runTraining(options: TrainOptions, hooks: TrainHooks, resuming: {
   const backbone = await resolveBackbone({ ...options.backbone, onProgress: options.backbone.onProgress ?? onProgress });
   if (!resuming) {
     await checkRunFolder(options.outDir);
+  } else if (backbone.sha256 !== resuming.backboneSha256) {
+    // Other weights would silently continue a different model from the checkpoint.
+    throw new RunFolderError(
+      `Backbone ${backbone.path} has changed since ${options.outDir} was trained (SHA-256 ${backbone.sha256.slice(0, 12)}, the run recorded ` +
+        `${resuming.backboneSha256.slice(0, 12)}). Put the original file back to resume the run, or start a new run with this backbone.`,
+    );
   }
   const images: ImageSettings = {
     inputSize: backbone.preprocessing.inputSize,

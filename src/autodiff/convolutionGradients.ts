@@ -91,7 +91,7 @@ function convolutionInputGradient(builder: GraphBuilder, setup: ConvolutionSetup
 /**
  * Gradient of a 1x1 stride-1 Conv weight: gW = sum over n of gY[n] [M, H*W] times X[n]ᵀ [H*W, C], as a
  * batched MatMul and a ReduceSum over the batch. onnxruntime 1.31 fuses the Transpose into the MatMul
- * (FusedMatMul with transB), so the input is not copied; this measured faster than one Gemm over
+ * (FusedMatMul with transB), so the input is not copied. This measured faster than one Gemm over
  * transposed [C, N*H*W] views.
  */
 function pointwiseWeightGradient(builder: GraphBuilder, setup: ConvolutionSetup): string {

@@ -139,4 +139,28 @@ describe('MobileNetV2 with a linear head', () => {
     const consumers = (training.model.graph?.node ?? []).filter((node) => node.input?.includes('conv0_w'));
     assert.deepEqual(consumers.map((node) => node.opType), ['Conv']);
   });
+
+  test('dynamic batch graph matches the static one', async () => {
+    const values = initializerValues(forward, allParameters);
+    const results = [];
+    for (const batchSize of [BATCH, undefined]) {
+      const training = buildTrainingGraph({ forward, inputName: 'input', logitsName: 'logits', trainable: allParameters, batchSize });
+      const session = await createSession(training.model);
+      results.push({ training, outputs: await session.run(feedsFor(training.parameterNames, values)) });
+    }
+
+    const [fixed, dynamic] = results;
+    assert.equal((dynamic.outputs.loss.data as Float32Array)[0], (fixed.outputs.loss.data as Float32Array)[0]);
+    fixed.training.gradientNames.forEach((name, index) => {
+      const expected = fixed.outputs[name].data as Float32Array;
+      const actual = dynamic.outputs[dynamic.training.gradientNames[index]].data as Float32Array;
+      let scale = 0;
+      let worst = 0;
+      expected.forEach((value, position) => {
+        scale = Math.max(scale, Math.abs(value));
+        worst = Math.max(worst, Math.abs(actual[position] - value));
+      });
+      assert.ok(worst <= 1e-4 * scale + 1e-7, `${fixed.training.parameterNames[index]}: difference ${worst} at scale ${scale}`);
+    });
+  });
 });

@@ -10,7 +10,9 @@ import { bceWithLogits, computeMetrics, sigmoid, type MultiLabelMetrics } from '
 import { evalViewFeatures } from '../train/adaptation.js';
 import { AdamW, defaultAdamW } from '../train/adamw.js';
 import { createHead, headGradients, headLogits } from '../train/head.js';
-import { loadEvalViews, type ImageSettings } from '../train/images.js';
+import type { RgbImage } from '../image/decode.js';
+import { decodeAll, evalViewDecoder, type ImageSettings } from '../train/images.js';
+import { selectRows } from '../train/thresholds.js';
 import { readRunConfigSummary } from './runConfig.js';
 
 /** Settings of the cross-validated heads. */
@@ -214,11 +216,7 @@ export async function auditLabels(request: AuditRequest, hooks: { log?: LogCallb
     ...dataset.train.items.map((item) => ({ file: item.file, path: item.path, split: 'train' as const })),
     ...dataset.test.items.map((item) => ({ file: item.file, path: item.path, split: 'test' as const })),
   ];
-  if (items.length < settings.folds * 2) {
-    throw new DataValidationError([
-      { severity: 'error', file: request.dataDir, message: `the audit needs at least ${settings.folds * 2} images for ${settings.folds} folds but the data folder has ${items.length}, so add images or lower --folds` },
-    ]);
-  }
+  checkImageCount(items.length, settings.folds, request.dataDir);
   const labels = dataset.train.labels;
   const targets = new Uint8Array([...labelMatrix(dataset.train), ...labelMatrix(dataset.test)]);
 
@@ -238,27 +236,60 @@ export async function auditLabels(request: AuditRequest, hooks: { log?: LogCallb
   };
 
   const extractor = await FeatureExtractor.create(backbone, { threads: request.threads });
-  let features: Float32Array;
+  // Images that cannot be decoded are left out with a warning, as `train --on-bad-image skip` leaves them out.
+  const decodedRows: number[] = [];
+  const chunkFeatures: Float32Array[] = [];
   try {
     log('info', `audit: extracting pooled features (${backbone.featureName}) of ${items.length} images with ${backbone.path}`);
-    features = new Float32Array(items.length * extractor.featureSize);
     for (let start = 0; start < items.length; start += extractionChunk) {
       const chunk = items.slice(start, start + extractionChunk);
-      const views = await loadEvalViews(chunk.map((item) => item.path), images, 'audit features', silentProgress);
-      const chunkFeatures = await evalViewFeatures(extractor, views, images, settings.batchSize, 'audit features', (progress) =>
-        onProgress({ ...progress, done: start + progress.done, total: items.length }),
-      );
-      features.set(chunkFeatures, start * extractor.featureSize);
+      const decoded = await decodeAll(chunk.map((item) => item.path), evalViewDecoder(images), 'audit features', images, silentProgress);
+      for (const failure of decoded.failures) {
+        log('warn', `audit: left out ${failure.message}`);
+      }
+      const views: RgbImage[] = [];
+      decoded.images.forEach((view, index) => {
+        if (view) {
+          views.push(view);
+          decodedRows.push(start + index);
+        }
+      });
+      if (views.length > 0) {
+        const progressBefore = decodedRows.length - views.length;
+        chunkFeatures.push(
+          await evalViewFeatures(extractor, views, images, settings.batchSize, 'audit features', (progress) =>
+            onProgress({ ...progress, done: progressBefore + progress.done, total: items.length }),
+          ),
+        );
+      }
     }
   } finally {
     await extractor.release();
   }
+  checkImageCount(decodedRows.length, settings.folds, request.dataDir);
+  const features = new Float32Array(decodedRows.length * extractor.featureSize);
+  let offset = 0;
+  for (const part of chunkFeatures) {
+    features.set(part, offset);
+    offset += part.length;
+  }
+  const auditedItems = decodedRows.map((row) => items[row]);
+  const auditedTargets = selectRows(targets, labels.length, decodedRows);
 
   log('info', `audit: training ${settings.folds} heads for ${settings.epochs} epochs each`);
-  const { logits } = crossValidatedLogits(features, targets, items.length, labels.length, settings, onProgress);
-  const outOfFoldMetrics = computeMetrics({ logits, targets, labels });
+  const { logits } = crossValidatedLogits(features, auditedTargets, auditedItems.length, labels.length, settings, onProgress);
+  const outOfFoldMetrics = computeMetrics({ logits, targets: auditedTargets, labels });
   log('info', `audit: out-of-fold micro-F1 ${outOfFoldMetrics.microF1.toFixed(4)}, mAP ${outOfFoldMetrics.mAP.toFixed(4)}`);
-  return { labels, images: rankByDisagreement(items, targets, logits, labels.length), settings, outOfFoldMetrics };
+  return { labels, images: rankByDisagreement(auditedItems, auditedTargets, logits, labels.length), settings, outOfFoldMetrics };
+}
+
+/** Throws when fewer images than two per fold can be audited. */
+function checkImageCount(count: number, folds: number, dataDir: string): void {
+  if (count < folds * 2) {
+    throw new DataValidationError([
+      { severity: 'error', file: dataDir, message: `the audit needs at least ${folds * 2} decodable images for ${folds} folds but the data folder has ${count}, so add images or lower --folds` },
+    ]);
+  }
 }
 
 function checkSettings(settings: CrossValidationSettings): void {

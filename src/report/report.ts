@@ -123,8 +123,11 @@ export async function writeRunReport(request: ReportRequest, hooks: { log?: LogC
     });
     const metrics = computeMetrics({ logits, targets, labels, thresholds });
 
+    // The grid shows only images that decoded, so one bad file does not cost the whole report.
+    const failedPaths = new Set(failures.map((failure) => failure.file));
+    const decodedSplit = { ...split, items: split.items.filter((item) => !failedPaths.has(item.path)) };
     const gridSize = request.gridSize ?? defaultGridSize;
-    const tiles = await sanityGridTiles(predictor, split, gridSize * gridSize, config.training.seed, onProgress);
+    const tiles = await sanityGridTiles(predictor, decodedSplit, gridSize * gridSize, config.training.seed, onProgress);
     const gridPng = await drawSanityGrid(tiles, gridSize);
     if (request.gridPath) {
       await mkdir(dirname(request.gridPath), { recursive: true });

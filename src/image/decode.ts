@@ -163,7 +163,7 @@ async function sharpDecodeError(
       file,
       'too-many-pixels',
       `image is ${size}, more than the limit of ${maxPixels} pixels`,
-      'If the image is genuine, raise the limit with the maxPixels option. Otherwise remove it from the data set.',
+      'If the image is genuine, raise the limit with the maxPixels option (--max-pixels in the CLI). Otherwise remove it from the data set.',
       { cause: error },
     );
   }

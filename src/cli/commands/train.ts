@@ -48,6 +48,7 @@ interface TrainFlags {
   validationFraction: number;
   onBadImage: BadImagePolicy;
   recipe: RecipeName;
+  report: boolean;
 }
 
 /** Adds the train command to `program`. */
@@ -87,12 +88,13 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
     .option('--micro-batch-size <images>', 'images per training-graph run in the fine-tuning phase; smaller values use less memory', integerOption(1, 4096), defaults.microBatchSize)
     .option('--validation-fraction <fraction>', 'fraction of the training images held out to tune per-label thresholds, from 0 to 0.5; 0 keeps every threshold at 0.5', numberOption(0, 0.5), defaults.validationFraction)
     .addOption(new Option('--on-bad-image <policy>', 'images that cannot be decoded: error stops before training with the full list, skip trains without them and records them in config.json').choices(['error', 'skip']).default(defaults.onBadImage))
+    .option('--no-report', 'skip grid.png and report.html (with its mislabel audit) at the end of training; curves.png is still drawn')
     .addOption(new Option('--recipe <name>', 'preset of the options above: default, or seed for the PyTorch tutorial (all layers, lr 1e-3 then 1e-5, patience 2 then 5); explicit options override it').choices(Object.keys(recipes)).default('default'))
     .action(async (flags: TrainFlags, command: Command) => {
       if (flags.resume) {
         const changed = command.options
           .map((option) => option.attributeName())
-          .filter((name) => !['resume', 'threads'].includes(name) && command.getOptionValueSource(name) === 'cli');
+          .filter((name) => !['resume', 'threads', 'report'].includes(name) && command.getOptionValueSource(name) === 'cli');
         if (changed.length > 0) {
           command.error(`error: --resume continues a run with its stored options; remove ${changed.map((name) => `--${kebab(name)}`).join(', ')}.`, { exitCode: 1 });
         }
@@ -101,7 +103,11 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
         await withResumeHint(runDir, async () => {
           const result = await resume(runDir, { log, onProgress, callbacks: trainingReportCallbacks(runDir) }, { threads: flags.threads });
           report(result, log);
+          if (flags.report) {
+            if (flags.report) {
           await writeTrainingReport(result.runDir, { log, onProgress });
+        }
+          }
         });
         return;
       }
@@ -149,7 +155,9 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
       await withResumeHint(options.outDir, async () => {
         const result = await train(options, { log, onProgress, callbacks: trainingReportCallbacks(options.outDir) });
         report(result, log);
-        await writeTrainingReport(result.runDir, { log, onProgress });
+        if (flags.report) {
+          await writeTrainingReport(result.runDir, { log, onProgress });
+        }
       });
     });
 }

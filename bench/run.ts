@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
 import { ensureResultsDir, resultsDir } from './common.js';
+import { benchFinetune } from './finetune.js';
 import { benchFrozen } from './frozen.js';
 
 const results: Record<string, unknown> = {
@@ -17,6 +18,14 @@ const frozen = await benchFrozen();
 results.frozen = frozen;
 for (const [name, value] of Object.entries(frozen)) {
   process.stdout.write(`  ${name}: ${value.toFixed(1)}\n`);
+}
+
+process.stdout.write('fine-tuning step, batch 32 (forward + backward + AdamW):\n');
+const finetune = await benchFinetune(Number(frozen.threads));
+results.finetune = finetune;
+for (const step of finetune.steps) {
+  const torch = step.torchMsPerImage === undefined ? 'PyTorch not installed' : `PyTorch ${step.torchMsPerImage.toFixed(1)} ms/image, multitag ${step.speedup!.toFixed(2)}x faster`;
+  process.stdout.write(`  ${step.configuration}: ${step.multitagMsPerImage.toFixed(1)} ms/image (${(1000 / step.multitagMsPerImage).toFixed(1)} images/s), peak RSS ${step.multitagPeakRssMiB} MiB; ${torch}\n`);
 }
 
 await ensureResultsDir();

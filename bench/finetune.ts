@@ -1,0 +1,74 @@
+// Fine-tuning step throughput (forward, backward, AdamW) of multitag's generated training graphs at
+// batch 32, full and partial unfreezing, each in a fresh process so its peak RSS is its own; and, when
+// PyTorch with torchvision is installed, the same step in PyTorch with the same thread count.
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { repositoryRoot, sharedBackbone } from './common.js';
+
+const run = promisify(execFile);
+
+/** MobileNetV2's inverted-residual blocks; torchvision's `features` has the stem, these, and a last 1x1 conv. */
+const invertedResidualBlocks = 17;
+
+/** One measured configuration. */
+export interface StepFigures {
+  configuration: string;
+  multitagMsPerImage: number;
+  multitagPeakRssMiB: number;
+  torchMsPerImage?: number;
+  torchTrainableFraction?: number;
+  /** PyTorch time divided by multitag time: above 1 means multitag is faster. */
+  speedup?: number;
+}
+
+async function multitagStep(blocks: number | 'all', threads: number): Promise<{ msPerImage: number; peakRssMiB: number }> {
+  const script = join(repositoryRoot, 'dist/src/autodiff/benchmark.js');
+  const { stdout } = await run(process.execPath, [script, sharedBackbone, '--batch', '32', '--blocks', String(blocks), '--steps', '5', '--threads', String(threads)], {
+    maxBuffer: 1 << 20,
+  });
+  const result = JSON.parse(stdout.trim().split('\n').pop()!) as { msPerImage: number; peakRssMiB: number };
+  return result;
+}
+
+/** Finds a Python with torch and torchvision: python3 on the PATH, else Debian's /usr/bin/python3. */
+async function findTorchPython(): Promise<string | undefined> {
+  for (const candidate of ['python3', '/usr/bin/python3']) {
+    try {
+      await run(candidate, ['-c', 'import torch, torchvision']);
+      return candidate;
+    } catch {
+      // Try the next candidate.
+    }
+  }
+  return undefined;
+}
+
+async function torchStep(python: string, frozenFeatureBlocks: number, threads: number): Promise<{ msPerImage: number; trainableFraction: number }> {
+  const { stdout } = await run(python, [join(repositoryRoot, 'bench/torch_step.py'), '32', String(threads), '5', String(frozenFeatureBlocks)], { maxBuffer: 1 << 20 });
+  return JSON.parse(stdout.trim().split('\n').pop()!) as { msPerImage: number; trainableFraction: number };
+}
+
+/** Measures full fine-tuning and `last:N`-style partial unfreezing of 10 and 7 blocks. */
+export async function benchFinetune(threads: number): Promise<{ python: string | null; steps: StepFigures[] }> {
+  const python = await findTorchPython();
+  const steps: StepFigures[] = [];
+  for (const blocks of ['all', 10, 7] as const) {
+    const multitag = await multitagStep(blocks, threads);
+    const figures: StepFigures = {
+      configuration: blocks === 'all' ? 'all layers' : `last ${blocks} blocks`,
+      multitagMsPerImage: multitag.msPerImage,
+      multitagPeakRssMiB: multitag.peakRssMiB,
+    };
+    if (python) {
+      // torchvision's features[0] is the stem, so freezing the first k blocks freezes k + 1 children.
+      const frozen = blocks === 'all' ? 0 : invertedResidualBlocks - blocks + 1;
+      const torch = await torchStep(python, frozen, threads);
+      figures.torchMsPerImage = torch.msPerImage;
+      figures.torchTrainableFraction = torch.trainableFraction;
+      figures.speedup = torch.msPerImage / multitag.msPerImage;
+    }
+    steps.push(figures);
+  }
+  return { python: python ?? null, steps };
+}

@@ -104,9 +104,7 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
           const result = await resume(runDir, { log, onProgress, callbacks: trainingReportCallbacks(runDir) }, { threads: flags.threads });
           report(result, log);
           if (flags.report) {
-            if (flags.report) {
-          await writeTrainingReport(result.runDir, { log, onProgress });
-        }
+            await writeTrainingReport(result.runDir, { log, onProgress });
           }
         });
         return;

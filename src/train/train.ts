@@ -167,7 +167,10 @@ async function runTraining(options: TrainOptions, hooks: TrainHooks, resuming: R
   log('info', `backbone ${backbone.path}: input ${backbone.inputName} ${backbone.preprocessing.inputSize}px, features ${backbone.featureName} (${extractor.featureSize})`);
   if (!resuming) {
     const config = buildRunConfig(options, backbone, labels, extractor.featureSize, trainPool.length, testViews.length, skipped);
-    await writeJsonAtomic(join(options.outDir, runFiles.config), config);
+    await writeJsonAtomic(join(options.outDir, runFiles.config), config).catch(async (error: unknown) => {
+      await extractor.release();
+      throw error;
+    });
   }
 
   try {

@@ -25,7 +25,7 @@ import { copyParameters, runPhase, type EpochRunner } from './phase.js';
 import { csvToRecords, type EpochRecord } from './record.js';
 import { buildRunConfig, readRunConfig } from './runConfig.js';
 import { checkRunFolder, createRunFolder, modelMetadata, RunFolderError, runFiles, saveBestModel } from './runFolder.js';
-import { selectRows, splitValidation, tuneThresholds } from './thresholds.js';
+import { selectRows, splitValidation, tuneThresholds, type TunedThreshold } from './thresholds.js';
 import { parseUnfreeze, selectTrainable, weightedLayers } from './unfreeze.js';
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 
@@ -181,6 +181,7 @@ async function runTraining(options: TrainOptions, hooks: TrainHooks, resuming: R
     const shuffleRandom = random.fork();
     const augmentRandom = random.fork();
     const validationRandom = random.fork();
+    const thresholdRandom = random.fork();
 
     const split = splitValidation(trainPool.length, options.validationFraction, validationRandom);
     const trainImages = split.train.map((index) => trainPoolImages[index]);
@@ -328,16 +329,21 @@ async function runTraining(options: TrainOptions, hooks: TrainHooks, resuming: R
 
     // Tune thresholds on the held-out images, then store them in model.json for predict and evaluate.
     let tunedThresholds = thresholds;
+    let thresholdReport: Record<string, TunedThreshold> = {};
     if (validationViews.length > 0) {
       const validationLogits = await logitsOf(bestParameters, validationViews, validationFeatures, context);
-      tunedThresholds = tuneThresholds(validationLogits, validationTargets, labels.length);
+      const tuned = tuneThresholds(validationLogits, validationTargets, labels.length, thresholdRandom);
+      tunedThresholds = tuned.map((result) => result.threshold);
+      thresholdReport = Object.fromEntries(labels.map((label, index) => [label, tuned[index]]));
       await writeJsonAtomic(join(options.outDir, runFiles.modelMetadata), modelMetadata(backbone, labels, tunedThresholds));
-      log('info', `tuned thresholds: ${labels.map((label, index) => `${label} ${tunedThresholds[index].toFixed(3)}`).join(', ')}`);
+      const described = labels.map((label, index) => `${label} ${tunedThresholds[index].toFixed(3)}${tuned[index].adopted ? '' : ' (kept)'}`);
+      log('info', `thresholds from ${validationViews.length} held-out images: ${described.join(', ')}`);
     }
     const tunedMetrics = computeMetrics({ logits: testLogits, targets: testTargets, labels, thresholds: tunedThresholds });
     await writeJsonAtomic(join(options.outDir, runFiles.metrics), {
       thresholds: Object.fromEntries(labels.map((label, index) => [label, tunedThresholds[index]])),
       validationCount: validationViews.length,
+      thresholdTuning: thresholdReport,
       testAtHalf: testMetrics,
       testAtTuned: tunedMetrics,
     });

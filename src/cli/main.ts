@@ -3,8 +3,10 @@
 import { Command, CommanderError, Option } from 'commander';
 import { addAuditCommand } from './commands/audit.js';
 import { addEvaluateCommand } from './commands/evaluate.js';
+import { addExportCommand } from './commands/export.js';
 import { addPredictCommand } from './commands/predict.js';
 import { addReportCommand } from './commands/report.js';
+import { addServeCommand } from './commands/serve.js';
 import { addTrainCommand } from './commands/train.js';
 import { createTerminal, type LogFormat, type Terminal } from './terminal.js';
 import { userErrorMessage } from './userErrors.js';
@@ -33,6 +35,8 @@ addEvaluateCommand(program, getTerminal);
 addPredictCommand(program, getTerminal);
 addReportCommand(program, getTerminal);
 addAuditCommand(program, getTerminal);
+addServeCommand(program, getTerminal);
+addExportCommand(program, getTerminal);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,6 +1,7 @@
 // Fine-tuning step throughput (forward, backward, AdamW) of multitag's generated training graphs at
-// batch 32, full and partial unfreezing, each in a fresh process so its peak RSS is its own; and, when
-// PyTorch with torchvision is installed, the same step in PyTorch with the same thread count.
+// batch 32, for full and partial unfreezing. Each configuration runs in a fresh process, so its peak RSS
+// is its own. When PyTorch with torchvision is installed, the same step runs in PyTorch with the same
+// thread count.
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';

@@ -45,7 +45,7 @@ export interface TrainOptions {
   finetuneLearningRate: number;
   /** Early-stopping patience of the fine-tuning phase, in epochs. */
   finetunePatience: number;
-  /** Backbone layers that train in the fine-tuning phase: `all`, `last:N` or `from:NODE`. */
+  /** Backbone layers that train in the fine-tuning phase: `all`, `last:N`, `last:P%` or `from:NODE`. */
   unfreeze: string;
   /** Images per training-graph run in the fine-tuning phase; the gradients of a batch's micro-batches are summed. */
   microBatchSize: number;
@@ -57,22 +57,22 @@ export interface TrainOptions {
 
 /** Defaults of the options that have one. */
 export const defaultTrainOptions = {
-  epochs: 30,
+  epochs: 40,
   batchSize: 64,
   learningRate: 1e-3,
   weightDecay: 0.01,
-  patience: 2,
+  patience: 3,
   monitor: 'testCost',
   checkpointEvery: 1,
   seed: 0,
-  cacheViews: 0,
+  cacheViews: 4,
   augment: { rotationDegrees: 10, scale: [0.7, 1], ratio: [3 / 4, 4 / 3], flipProbability: 0.5 },
   maxPixels: 100_000_000,
   finetune: true,
-  finetuneEpochs: 20,
-  finetuneLearningRate: 1e-5,
-  finetunePatience: 5,
-  unfreeze: 'all',
+  finetuneEpochs: 8,
+  finetuneLearningRate: 1e-4,
+  finetunePatience: 2,
+  unfreeze: 'last:60%',
   microBatchSize: 16,
   validationFraction: 0.1,
   onBadImage: 'error',

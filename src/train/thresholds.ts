@@ -1,5 +1,5 @@
-// Per-label decision thresholds tuned on a validation part of the training split, which neither the
-// optimizer nor early stopping sees.
+// Per-label decision thresholds tuned on a validation part of the training split. Neither the optimizer
+// nor early stopping uses those images.
 import type { Random } from '../image/random.js';
 import { bestF1Threshold, f1FromCounts, sigmoid } from '../metrics/index.js';
 
@@ -45,7 +45,7 @@ export interface TunedThreshold {
  *
  * The candidate is the median of the F1-maximising thresholds of seeded bootstrap resamples, which
  * varies far less than the single F1-maximising threshold of a small set. A candidate tuned on a few
- * dozen images can still fit their noise, so it is adopted only where tuning pays off on images it was
+ * dozen images can still fit their noise. So it is adopted only where tuning pays off on images it was
  * not tuned on: over random halvings, a threshold tuned on one half must beat 0.5 on the other half on
  * average. Otherwise the label keeps 0.5.
  */

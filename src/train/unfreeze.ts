@@ -3,8 +3,8 @@
 import { DataType, type ModelProto } from '../onnx/model.js';
 import { topologicalSort } from '../onnx/graph.js';
 
-/** Which backbone layers to unfreeze. */
-export type UnfreezeSpec = { kind: 'all' } | { kind: 'last'; layers: number } | { kind: 'from'; node: string };
+/** Which backbone layers to unfreeze: all, the last N (or the last percentage) of the weighted layers, or from a node on. */
+export type UnfreezeSpec = { kind: 'all' } | { kind: 'last'; layers: number } | { kind: 'lastPercent'; percent: number } | { kind: 'from'; node: string };
 
 /** Error for an invalid --unfreeze value. */
 export class UnfreezeError extends Error {
@@ -14,10 +14,18 @@ export class UnfreezeError extends Error {
   }
 }
 
-/** Parses `all`, `last:N` or `from:NODE`. */
+/** Parses `all`, `last:N`, `last:P%` or `from:NODE`. */
 export function parseUnfreeze(text: string): UnfreezeSpec {
   if (text === 'all') {
     return { kind: 'all' };
+  }
+  const lastPercent = /^last:(\d+(?:\.\d+)?)%$/.exec(text);
+  if (lastPercent) {
+    const percent = Number(lastPercent[1]);
+    if (percent <= 0 || percent > 100) {
+      throw new UnfreezeError(`--unfreeze ${text} is invalid; the percentage must be above 0 and at most 100.`);
+    }
+    return { kind: 'lastPercent', percent };
   }
   const last = /^last:(\d+)$/.exec(text);
   if (last) {
@@ -30,7 +38,7 @@ export function parseUnfreeze(text: string): UnfreezeSpec {
   if (text.startsWith('from:') && text.length > 5) {
     return { kind: 'from', node: text.slice(5) };
   }
-  throw new UnfreezeError(`--unfreeze ${text} is invalid. Pass all, last:N (the last N layers with weights) or from:NODE (every layer from the node named NODE on).`);
+  throw new UnfreezeError(`--unfreeze ${text} is invalid. Pass all, last:N (the last N layers with weights), last:P% (that percentage of them, counted from the end) or from:NODE (every layer from the node named NODE on).`);
 }
 
 /** Inputs of each operator that hold trainable weights; BatchNormalization's running statistics stay frozen. */
@@ -78,6 +86,9 @@ export function selectTrainable(layers: readonly WeightedLayer[], spec: Unfreeze
     chosen = layers;
   } else if (spec.kind === 'last') {
     chosen = layers.slice(Math.max(0, layers.length - spec.layers));
+  } else if (spec.kind === 'lastPercent') {
+    const count = Math.max(1, Math.round((layers.length * spec.percent) / 100));
+    chosen = layers.slice(layers.length - Math.min(count, layers.length));
   } else {
     const start = layers.findIndex((layer) => layer.node === spec.node);
     if (start < 0) {

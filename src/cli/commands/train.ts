@@ -84,7 +84,7 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
     .option('--finetune-epochs <count>', 'maximum epochs of the fine-tuning phase', integerOption(0), defaults.finetuneEpochs)
     .option('--finetune-lr <rate>', 'AdamW learning rate of the fine-tuning phase', positiveNumberOption(), defaults.finetuneLearningRate)
     .option('--finetune-patience <epochs>', 'early-stopping patience of the fine-tuning phase', integerOption(1), defaults.finetunePatience)
-    .option('--unfreeze <layers>', 'backbone layers that train in the fine-tuning phase: all, last:N (the last N layers with weights) or from:NODE', defaults.unfreeze)
+    .option('--unfreeze <layers>', 'backbone layers that train in the fine-tuning phase: all, last:N (the last N layers with weights), last:P% (that share of them, from the end) or from:NODE', defaults.unfreeze)
     .option('--micro-batch-size <images>', 'images per training-graph run in the fine-tuning phase; smaller values use less memory', integerOption(1, 4096), defaults.microBatchSize)
     .option('--validation-fraction <fraction>', 'fraction of the training images held out to tune per-label thresholds, from 0 to 0.5; 0 keeps every threshold at 0.5', numberOption(0, 0.5), defaults.validationFraction)
     .addOption(new Option('--on-bad-image <policy>', 'images that cannot be decoded: error stops before training with the full list, skip trains without them and records them in config.json').choices(['error', 'skip']).default(defaults.onBadImage))

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { ensureResultsDir, resultsDir } from './common.js';
 import { benchFinetune } from './finetune.js';
 import { benchFrozen } from './frozen.js';
+import { benchServe } from './serve.js';
 
 const results: Record<string, unknown> = {
   date: new Date().toISOString(),
@@ -27,6 +28,11 @@ for (const step of finetune.steps) {
   const torch = step.torchMsPerImage === undefined ? 'PyTorch not installed' : `PyTorch ${step.torchMsPerImage.toFixed(1)} ms/image, multitag ${step.speedup!.toFixed(2)}x faster`;
   process.stdout.write(`  ${step.configuration}: ${step.multitagMsPerImage.toFixed(1)} ms/image (${(1000 / step.multitagMsPerImage).toFixed(1)} images/s), peak RSS ${step.multitagPeakRssMiB} MiB; ${torch}\n`);
 }
+
+process.stdout.write('HTTP /predict load on loopback:\n');
+const serve = await benchServe();
+results.serve = serve;
+process.stdout.write(`${JSON.stringify(serve, null, 2)}\n`);
 
 await ensureResultsDir();
 const path = join(resultsDir, 'latest.json');

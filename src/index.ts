@@ -14,3 +14,9 @@ export { collectImagePaths, Predictor, type FilePrediction } from './train/predi
 export { readModelMetadata, runFiles, type ModelMetadata } from './train/runFolder.js';
 export type { EpochRecord, MonitoredMetric, PhaseName } from './train/record.js';
 export { EarlyStopping, SaveBest, TrackerCallback, type TrainingCallback, type TrainingContext } from './train/callbacks.js';
+export { resume } from './train/train.js';
+export { startServer, type RunningServer, type ServeOptions } from './serve/server.js';
+export { exportModel, type ExportResult } from './serve/export.js';
+export { writeRunReport, type ReportRequest, type ReportResult } from './report/report.js';
+export { auditLabels, type AuditRequest, type LabelAudit } from './report/audit.js';
+export { TrainingCurves } from './report/curves.js';

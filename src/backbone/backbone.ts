@@ -172,8 +172,13 @@ export class FeatureExtractor {
     return output.data as Float32Array;
   }
 
-  /** Frees the native session. */
+  private released = false;
+
+  /** Frees the native session; later calls do nothing. */
   async release(): Promise<void> {
-    await this.session.release();
+    if (!this.released) {
+      this.released = true;
+      await this.session.release();
+    }
   }
 }

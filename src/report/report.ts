@@ -12,7 +12,7 @@ import type { TrainingCallback } from '../train/callbacks.js';
 import { Predictor } from '../train/predictor.js';
 import { runFiles } from '../train/runFolder.js';
 import { auditLabels, type CrossValidationSettings, type LabelAudit } from './audit.js';
-import { defaultSuspectCount, suspectGalleryHtml, suspectLabelTable } from './auditOutput.js';
+import { auditCsv, defaultSuspectCount, suspectGalleryHtml, suspectLabelTable } from './auditOutput.js';
 import { missingFontWarning } from './chart.js';
 import { drawTrainingCurves, TrainingCurves } from './curves.js';
 import { defaultGridSize, drawSanityGrid, isExactMatch, sanityGridTiles } from './grid.js';
@@ -24,6 +24,8 @@ import { dataLayoutOf, readRunConfigSummary, readRunMetrics, readTrainingLog, ty
 export const reportFiles = {
   report: 'report.html',
   grid: 'grid.png',
+  /** Audit scores of every image and label, written with the report at the end of training. */
+  auditCsv: 'audit.csv',
 } as const;
 
 /** Request of {@link writeRunReport}: the run, the data and the report settings. */
@@ -38,6 +40,8 @@ export interface ReportRequest {
   outPath?: string;
   /** Also write the sanity grid as PNG to this path. */
   gridPath?: string;
+  /** Also write the audit's CSV of every image and label to this path. */
+  auditCsvPath?: string;
   /** Tiles per row and column of the sanity grid. */
   gridSize?: number;
   /** Mislabel suspects to show. 0 skips the audit. */
@@ -164,6 +168,9 @@ export async function writeRunReport(request: ReportRequest, hooks: { log?: LogC
       { log, onProgress },
     );
     suspectsHtml = `${suspectLabelTable(audit, suspects)}\n${await suspectGalleryHtml(audit, suspects, request.maxPixels)}`;
+    if (request.auditCsvPath) {
+      await writeFileAtomic(request.auditCsvPath, auditCsv(audit));
+    }
   }
 
   const outPath = request.outPath ?? join(runDir, reportFiles.report);
@@ -272,15 +279,15 @@ export function trainingReportCallbacks(runDir: string): TrainingCallback[] {
 }
 
 /**
- * Writes grid.png and report.html into a finished run folder. A failure is logged, not thrown, because
+ * Writes grid.png, report.html and audit.csv into a finished run folder. A failure is logged, not thrown, because
  * the trained model is saved already and `multitag report` can write the report again. Returns whether
  * the report was written.
  */
 export async function writeTrainingReport(runDir: string, hooks: { log?: LogCallback; onProgress?: ProgressCallback } = {}): Promise<boolean> {
   const log = hooks.log ?? silentLog;
   try {
-    const result = await writeRunReport({ runDir, gridPath: join(runDir, reportFiles.grid) }, hooks);
-    log('info', `wrote ${result.path} and ${join(runDir, reportFiles.grid)}`);
+    const result = await writeRunReport({ runDir, gridPath: join(runDir, reportFiles.grid), auditCsvPath: join(runDir, reportFiles.auditCsv) }, hooks);
+    log('info', `wrote ${result.path}, ${join(runDir, reportFiles.grid)} and ${join(runDir, reportFiles.auditCsv)}`);
     return true;
   } catch (error) {
     log('error', `could not write the report of ${runDir}: ${(error as Error).message}. The model is saved; run multitag report --model ${runDir} to try again.`);

@@ -311,6 +311,9 @@ async function runTraining(options: TrainOptions, hooks: TrainHooks, resuming: R
       const backboneValues = countValues(finetuning.parameters()) - head.weight.length - head.bias.length;
       log('info', `fine-tuning ${trainable.length} backbone tensors (${backboneValues} values) of ${layers.length} layers, unfreeze ${options.unfreeze}`);
 
+      // Every frozen-backbone feature is computed by now, so the extractor's memory can go before the
+      // larger training graph is built.
+      await extractor.release();
       await finetuning.prepare();
       currentRunner = finetuning;
       const phaseEpochsDone = resumeInFinetuning ? checkpoint!.state.epoch - adaptationEpochs : 0;

@@ -62,6 +62,13 @@ test('train writes curves, grid and report', async () => {
   await access(path.join(runDir, 'report.html'));
 });
 
+test('train writes the audit CSV', async () => {
+  const lines = (await readFile(path.join(runDir, 'audit.csv'), 'utf8')).trimEnd().split('\n');
+  // One row per image and label of both splits, after the header.
+  assert.equal(lines.length - 1, (data.trainCount + data.testCount) * data.labels.length);
+  assert.match(lines[0], /file/);
+});
+
 test('evaluate --grid titles match predictions', async () => {
   const gridPath = path.join(workDir, 'evaluate-grid.png');
   await multitag('evaluate', '--model', runDir, '--data', data.dataDir, '--grid', gridPath, '--grid-size', '4', '--threads', '2');

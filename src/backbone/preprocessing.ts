@@ -63,6 +63,10 @@ export function parseChannelTriple(value: unknown, what: string, positive: boole
   if (positive && triple.some((item) => item <= 0)) {
     throw new PreprocessingError(`${what} values must be positive, got ${JSON.stringify(value)}.`);
   }
+  // Values above 1 are almost always given on the 0..255 scale, which would silently ruin training.
+  if (triple.some((item) => item > 1 || item < 0)) {
+    throw new PreprocessingError(`${what} values are on the 0..1 pixel scale and must lie from 0 to 1, got ${JSON.stringify(value)}. Divide values on the 0..255 scale by 255.`);
+  }
   return triple;
 }
 

@@ -14,10 +14,11 @@ import { userErrorMessage } from './userErrors.js';
 const program = new Command();
 let terminal: Terminal | undefined;
 
-function getTerminal(): Terminal {
+/** Creates the terminal on first use; `showFields` prints log fields in pretty mode too, as servers need. */
+function getTerminal(settings: { showFields?: boolean } = {}): Terminal {
   if (!terminal) {
     const options = program.opts<{ logFormat: LogFormat; verbose?: boolean }>();
-    terminal = createTerminal({ format: options.logFormat, level: options.verbose ? 'debug' : 'info' });
+    terminal = createTerminal({ format: options.logFormat, level: options.verbose ? 'debug' : 'info', showFields: settings.showFields });
   }
   return terminal;
 }

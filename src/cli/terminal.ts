@@ -24,7 +24,7 @@ export function canDrawBars(): boolean {
 }
 
 /** Creates the logger and the progress display. */
-export function createTerminal(options: { level?: string; format?: LogFormat } = {}): Terminal {
+export function createTerminal(options: { level?: string; format?: LogFormat; showFields?: boolean } = {}): Terminal {
   const bars = canDrawBars() ? new cliProgress.MultiBar({
     format: '{task} [{bar}] {percentage}% | {value}/{total} {unit} | {rate}/s | ETA {eta_formatted}',
     hideCursor: true,
@@ -49,7 +49,7 @@ export function createTerminal(options: { level?: string; format?: LogFormat } =
   const logger =
     options.format === 'json'
       ? pino({ level }, stderr)
-      : pino({ level }, pretty({ destination: stderr, sync: true, colorize: Boolean(process.stderr.isTTY), ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss', hideObject: true }));
+      : pino({ level }, pretty({ destination: stderr, sync: true, colorize: Boolean(process.stderr.isTTY), ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss', hideObject: !options.showFields }));
 
   const log: LogCallback = (logLevel, message, fields) => {
     logger[logLevel](fields ?? {}, message);

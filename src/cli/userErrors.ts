@@ -53,6 +53,13 @@ export function fileSystemProblem(error: unknown): FileSystemProblem | undefined
   return { code, path: (error as NodeJS.ErrnoException).path ?? 'A file', ...hint };
 }
 
+/** Fixes for errors of a server that cannot listen on its address. */
+const listenHints: Record<string, string> = {
+  EADDRINUSE: 'is already in use by another program; stop it, or pass another --port (0 picks a free one)',
+  EADDRNOTAVAIL: 'is not an address of this machine; pass --host 127.0.0.1 or an address this machine has',
+  EACCES: 'needs more privileges; pass a --port above 1023',
+};
+
 /** Returns the message for a user mistake, or undefined when the error is a bug. */
 export function userErrorMessage(error: unknown): string | undefined {
   if (!(error instanceof Error)) {
@@ -60,6 +67,11 @@ export function userErrorMessage(error: unknown): string | undefined {
   }
   if (userErrorNames.has(error.name)) {
     return error.message;
+  }
+  const listenError = error as NodeJS.ErrnoException & { address?: string; port?: number };
+  const listenHint = listenError.syscall === 'listen' && listenError.code ? listenHints[listenError.code] : undefined;
+  if (listenHint) {
+    return `Cannot listen on ${listenError.address ?? 'the address'}:${listenError.port ?? '?'}: the address ${listenHint}.`;
   }
   const fault = fileSystemProblem(error);
   return fault === undefined ? undefined : `${fault.path} ${fault.problem}; ${fault.fix}.`;

@@ -1,6 +1,6 @@
 // `multitag export`: copies a trained model into a folder of its own, with the browser preprocessing
 // script and a README on using it from Node and from browsers.
-import { mkdir, readFile, realpath, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../files/atomic.js';
@@ -48,6 +48,9 @@ export async function exportModel(modelDir: string, outDir: string): Promise<Exp
   const [source, target] = await Promise.all([resolvedPath(modelDir), resolvedPath(outDir)]);
   if (source !== undefined && source === target) {
     throw new RunFolderError(`--out ${outDir} is the model folder itself. Choose another folder for the export.`);
+  }
+  if (existing) {
+    await checkExportFolder(outDir);
   }
   await mkdir(outDir, { recursive: true });
 
@@ -162,4 +165,20 @@ Multi-threaded WebAssembly needs a cross-origin isolated page (the headers
 \`Cross-Origin-Opener-Policy: same-origin\` and \`Cross-Origin-Embedder-Policy: require-corp\`); without
 them onnxruntime-web runs on one thread.
 `;
+}
+
+/**
+ * Accepts an empty folder or an earlier export, and rejects any other folder, so an export never
+ * replaces files of the user's own, such as a project's README.md. An earlier export is a folder whose
+ * files all have export names and include the model or its metadata.
+ */
+async function checkExportFolder(outDir: string): Promise<void> {
+  const entries = (await readdir(outDir)).filter((entry) => !(entry.startsWith('.') && entry.endsWith('.tmp')));
+  const exportNames = new Set<string>(Object.values(exportFiles));
+  const onlyExportFiles = entries.every((entry) => exportNames.has(entry));
+  const hasModel = entries.includes(exportFiles.model) || entries.includes(exportFiles.metadata);
+  if (entries.length > 0 && !(onlyExportFiles && hasModel)) {
+    const others = entries.filter((entry) => !exportNames.has(entry) || !hasModel).slice(0, 3);
+    throw new RunFolderError(`--out ${outDir} contains files that are not from an earlier export (${others.join(', ')}), which the export could overwrite. Choose a new or empty folder.`);
+  }
 }

@@ -10,7 +10,7 @@ import { mapConcurrent } from './parallel.js';
 import { readModelMetadata, RunFolderError, runFiles, type ModelMetadata } from './runFolder.js';
 
 /** File extensions that `predict` picks up when given a folder. */
-export const predictableExtensions = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.bmp']);
+export const predictableExtensions = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif']);
 
 /** Outputs of the model for a batch of images, row-major [count, labels]. */
 export interface ModelOutputs {

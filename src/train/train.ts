@@ -113,6 +113,10 @@ async function runTraining(options: TrainOptions, hooks: TrainHooks, resuming: R
     log('warn', `${warning.file}${warning.line ? `:${warning.line}` : ''}: ${warning.message}`);
   }
   const backbone = await resolveBackbone({ ...options.backbone, onProgress: options.backbone.onProgress ?? onProgress });
+  if (options.finetune && options.finetuneEpochs > 0) {
+    // A bad --unfreeze would otherwise surface only after the whole adaptation phase.
+    selectTrainable(weightedLayers(cutAtTensor(backbone.model, backbone.featureName)), parseUnfreeze(options.unfreeze));
+  }
   if (!resuming) {
     await checkRunFolder(options.outDir);
   } else if (backbone.sha256 !== resuming.backboneSha256) {

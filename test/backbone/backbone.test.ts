@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { BackboneError, FeatureExtractor, resolveBackbone } from '../../src/backbone/backbone.js';
-import { PreprocessingError } from '../../src/backbone/preprocessing.js';
+import { parseChannelTriple, PreprocessingError } from '../../src/backbone/preprocessing.js';
 
 // The compiled test runs from dist/test/backbone/, three levels below the repository root.
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
@@ -114,4 +114,9 @@ test('feature extractor matches full model', async () => {
     await extractor.release();
     await reference.release();
   }
+});
+
+test('mean on the 0..255 scale is rejected', () => {
+  assert.throws(() => parseChannelTriple('127.5', '--mean', false), (error: unknown) => error instanceof PreprocessingError && /0\.\.1 pixel scale/.test(error.message) && /255/.test(error.message));
+  assert.deepEqual(parseChannelTriple('0.5', '--mean', false), [0.5, 0.5, 0.5]);
 });

@@ -156,6 +156,17 @@ describe('export command', () => {
     assert.deepEqual((await readdir(out)).sort(), ['README.md', 'model.json', 'model.onnx', 'preprocess.js'], 'no temporary files are left');
   });
 
+  test('export keeps a foreign folder intact', async () => {
+    const project = path.join(work, 'project');
+    await mkdir(project, { recursive: true });
+    await writeFile(path.join(project, 'README.md'), 'my project\n');
+    const result = await runCli(['export', '--model', modelDir, '--out', project]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /not from an earlier export \(README\.md\)/);
+    assert.equal(await readFile(path.join(project, 'README.md'), 'utf8'), 'my project\n');
+    assert.deepEqual(await readdir(project), ['README.md']);
+  });
+
   test('export into the model folder fails', async () => {
     const result = await runCli(['export', '--model', modelDir, '--out', modelDir]);
     assert.equal(result.code, 1);

@@ -19,7 +19,7 @@ interface ServeFlags {
 }
 
 /** Adds the serve command to `program`. */
-export function addServeCommand(program: Command, terminal: () => Terminal): void {
+export function addServeCommand(program: Command, terminal: (settings?: { showFields?: boolean }) => Terminal): void {
   const defaults = defaultServeOptions;
   program
     .command('serve')
@@ -36,7 +36,7 @@ export function addServeCommand(program: Command, terminal: () => Terminal): voi
     .option('--timeout-ms <milliseconds>', 'time in milliseconds to receive a request and respond to it before it fails with 503', integerOption(100), defaults.timeoutMs)
     .option('--threads <count>', 'onnxruntime intra-op threads (default: number of logical cores)', integerOption(1, 256))
     .action(async (flags: ServeFlags) => {
-      const { logger } = terminal();
+      const { logger } = terminal({ showFields: true });
       const server = await startServer({
         modelDir: flags.model,
         host: flags.host,

@@ -102,9 +102,13 @@ JavaScript on decoded pixels. In multitag's tests its views equal sharp's when s
 enlarging at most a few values in a thousand differ, by one level. sharp decodes a JPEG whose short side
 is at least 3 x ${shortSide} pixels at reduced scale, which a browser cannot do, so such JPEGs give slightly
 different probabilities. A canvas or another library's resize filter gives probabilities that differ by
-up to about 0.1.
+up to about 0.15.
 
 ## Node.js (onnxruntime-node and sharp)
+
+Install the two packages with \`ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node sharp\`: the CPU
+binaries ship inside the onnxruntime-node package, and the variable stops its install script from
+downloading anything else.
 
 \`\`\`js
 import * as ort from 'onnxruntime-node';

@@ -70,7 +70,7 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
     .option('--lr <rate>', 'AdamW learning rate with the backbone frozen', positiveNumberOption(), defaults.learningRate)
     .option('--weight-decay <factor>', 'AdamW decoupled weight decay', numberOption(0, 1), defaults.weightDecay)
     .option('--patience <epochs>', 'stop after this many epochs without improvement of the monitored metric', integerOption(1), defaults.patience)
-    .addOption(new Option('--monitor <metric>', 'test metric that picks the best epoch and drives early stopping (costs are minimised, F1 and mAP maximised)').choices(monitoredMetrics).default(defaults.monitor))
+    .addOption(new Option('--monitor <metric>', 'metric of the epoch record that picks the best epoch and drives early stopping (costs are minimised, F1 and mAP maximised)').choices(monitoredMetrics).default(defaults.monitor))
     .option('--checkpoint-every <epochs>', 'write a resumable checkpoint every this many epochs', integerOption(1), defaults.checkpointEvery)
     .option('--seed <integer>', 'seed of every random choice (initialisation, order, augmentation)', integerOption(0, 2 ** 32 - 1), defaults.seed)
     .option('--cache-views <count>', 'augmented views per training image to compute once and reuse; 0 augments afresh every epoch', integerOption(0, 100), defaults.cacheViews)

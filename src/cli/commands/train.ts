@@ -166,6 +166,13 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
  * continues the run from its last checkpoint.
  */
 async function withResumeHint(runDir: string, body: () => Promise<void>): Promise<void> {
+  // Every file of the run is written atomically, so stopping at once on Ctrl-C loses at most the epoch
+  // in progress; the message says how to continue.
+  const onInterrupt = (): void => {
+    process.stderr.write(`\nmultitag: interrupted. Continue the run with: multitag train --resume ${runDir}\n`);
+    process.exit(130);
+  };
+  process.once('SIGINT', onInterrupt);
   try {
     await body();
   } catch (error) {
@@ -175,6 +182,8 @@ async function withResumeHint(runDir: string, body: () => Promise<void>): Promis
     }
     const firstStep = fault.code === 'ENOSPC' ? 'Free space' : 'Fix this';
     throw new RunFolderError(`${fault.path} ${fault.problem}. ${firstStep}, then continue the run with: multitag train --resume ${runDir}`);
+  } finally {
+    process.removeListener('SIGINT', onInterrupt);
   }
 }
 

@@ -19,11 +19,11 @@ export interface CatalogEntry {
 
 /**
  * The catalog. The MobileNetV2 entry is the ONNX Model Zoo's `mobilenetv2-7.onnx` (opset 7, torchvision
- * weights, ImageNet normalisation); its hash and size are those of the Git LFS object in the onnx/models
+ * weights, ImageNet normalisation). Its hash and size are those of the Git LFS object in the onnx/models
  * repository.
  */
-// NOTE: the sandbox this was written in has no internet, so the download from this URL was not run
-// here; the download code itself is tested against a local server.
+// NOTE: the download from this URL has not been run, because the machine this was written on has no
+// internet. The download code itself is tested against a local server.
 export const catalog: readonly CatalogEntry[] = [
   {
     name: 'mobilenet_v2',

@@ -69,7 +69,8 @@ function barProgress(bars: cliProgress.MultiBar): ProgressCallback {
     }
     const seconds = (performance.now() - current.started) / 1000;
     // The first report of a task already counts finished work, so the rate starts from that count.
-    const rate = seconds > 0 ? ((progress.done - current.startDone) / seconds).toFixed(progress.unit === 'bytes' ? 0 : 1) : '0';
+    const digits = progress.unit === 'bytes' ? 0 : 1;
+    const rate = seconds > 0 ? ((progress.done - current.startDone) / seconds).toFixed(digits) : '0';
     current.bar.setTotal(progress.total);
     current.bar.update(progress.done, { task: progress.task, unit: progress.unit, rate });
     if (progress.done >= progress.total) {

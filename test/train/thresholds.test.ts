@@ -23,7 +23,8 @@ test('consistent low threshold is adopted', () => {
 
   assert.equal(result.adopted, true);
   assert.ok(result.heldOutGain > 0.5, `held-out gain ${result.heldOutGain}`);
-  assert.ok(result.threshold > 0.15 && result.threshold <= 0.25, `threshold ${result.threshold}`);
+  assert.ok(result.threshold > 0.15, `threshold ${result.threshold}`);
+  assert.ok(result.threshold <= 0.25, `threshold ${result.threshold}`);
 });
 
 test('threshold without held-out gain is kept', () => {
@@ -67,8 +68,10 @@ test('thresholds are tuned per label', () => {
 
   const results = tuneThresholds(logits, targets, labelCount, new Random(4));
 
-  assert.ok(results[0].threshold > 0.18 && results[0].threshold <= 0.22, `label 0 threshold ${results[0].threshold}`);
-  assert.ok(results[1].threshold > 0.78 && results[1].threshold <= 0.85, `label 1 threshold ${results[1].threshold}`);
+  assert.ok(results[0].threshold > 0.18, `label 0 threshold ${results[0].threshold}`);
+  assert.ok(results[0].threshold <= 0.22, `label 0 threshold ${results[0].threshold}`);
+  assert.ok(results[1].threshold > 0.78, `label 1 threshold ${results[1].threshold}`);
+  assert.ok(results[1].threshold <= 0.85, `label 1 threshold ${results[1].threshold}`);
 });
 
 test('validation split holds out a fraction', () => {

@@ -13,18 +13,9 @@ import {
   tensorToFloat32,
 } from '../../src/onnx/model.js';
 import { buildTrainingGraph, type TrainingGraph } from '../../src/autodiff/trainingGraph.js';
+export { seededRandom } from '../support/seededRandom.js';
+import { seededRandom } from '../support/seededRandom.js';
 
-/** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function randomArray(random: () => number, length: number, low = -1, high = 1): Float32Array {
   return Float32Array.from({ length }, () => low + (high - low) * random());

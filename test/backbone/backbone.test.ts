@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { BackboneError, FeatureExtractor, resolveBackbone } from '../../src/backbone/backbone.js';
 import { parseChannelTriple, PreprocessingError } from '../../src/backbone/preprocessing.js';
+import { seededRandom } from '../support/seededRandom.js';
 
 // The compiled test runs from dist/test/backbone/, three levels below the repository root.
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
@@ -24,17 +25,6 @@ after(async () => {
   await rm(tempDir, { recursive: true, force: true });
 });
 
-/** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('missing backbone path is named', async () => {
   const missing = path.join(tempDir, 'no-such-model.onnx');

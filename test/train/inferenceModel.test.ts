@@ -6,22 +6,12 @@ import * as ort from 'onnxruntime-node';
 import { FeatureExtractor, resolveBackbone } from '../../src/backbone/backbone.js';
 import { encodeModel } from '../../src/onnx/model.js';
 import { buildInferenceModel, headBiasName, headWeightName, logitsOutput, probabilitiesOutput } from '../../src/train/inferenceModel.js';
+import { seededRandom } from '../support/seededRandom.js';
 
 // The compiled test runs from dist/test/train/, three levels below the repository root.
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const modelPath = path.resolve(repoRoot, '../shared/models/mobilenet_v2_1.0_224_imagenet.onnx');
 
-/** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('inference model applies head and sigmoid', async () => {
   const backbone = await resolveBackbone({ source: modelPath, preprocessing: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] } });

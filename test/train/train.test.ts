@@ -8,6 +8,7 @@ import { defaultTrainOptions } from '../../src/train/options.js';
 import { recordColumns } from '../../src/train/record.js';
 import { train, type TrainResult } from '../../src/train/train.js';
 import { makeMimlSubset, readLabelMatrix, sharedBackbone } from './mimlSubset.js';
+import { seededRandom } from '../support/seededRandom.js';
 
 const epochs = 4;
 let tempDir: string;
@@ -39,17 +40,6 @@ after(async () => {
   await rm(tempDir, { recursive: true, force: true });
 });
 
-/** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Micro-averaged F1 over all entries of 0/1 matrices; 0 when nothing is predicted or present. */
 function microF1(predicted: Uint8Array, targets: Uint8Array): number {

@@ -17,7 +17,7 @@ export class BackboneError extends Error {
   }
 }
 
-/** What the user asked for: a catalog name or a path, with optional overrides. */
+/** A backbone request: a catalog name or a path, with optional overrides. */
 export interface BackboneRequest {
   /** A catalog name such as `mobilenet_v2`, or a path to an .onnx file. */
   source: string;

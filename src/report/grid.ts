@@ -3,12 +3,12 @@
 import { ImageData, type SKRSContext2D } from '@napi-rs/canvas';
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { defaultLayout, loadSplit, type DatasetLayout, type DatasetSplit } from '../data/dataset.js';
-import { DataValidationError, hasErrors } from '../data/problems.js';
+import type { DatasetLayout, DatasetSplit } from '../data/dataset.js';
 import { silentLog, silentProgress, type LogCallback, type ProgressCallback } from '../events.js';
 import { writeFileAtomic } from '../files/atomic.js';
 import type { RgbImage } from '../image/decode.js';
 import { Random } from '../image/random.js';
+import { loadEvaluationSplit } from '../train/evaluate.js';
 import { Predictor } from '../train/predictor.js';
 import { runFiles } from '../train/runFolder.js';
 import { createPicture, fontFamily, missingFontWarning } from './chart.js';
@@ -193,13 +193,7 @@ export interface SanityGridResult {
 /** Chooses images from a labelled split, runs the model on them, and writes the sanity grid PNG atomically. */
 export async function writeSanityGrid(request: SanityGridRequest, hooks: { log?: LogCallback; onProgress?: ProgressCallback } = {}): Promise<SanityGridResult> {
   const log = hooks.log ?? silentLog;
-  const layout = { ...defaultLayout, ...request.layout };
-  const csvPath = request.csvPath ?? join(request.dataDir ?? '.', layout.testCsv);
-  const imagesDir = request.imagesDir ?? join(request.dataDir ?? '.', layout.testImages);
-  const { split, problems } = await loadSplit('test', csvPath, imagesDir);
-  if (hasErrors(problems)) {
-    throw new DataValidationError(problems);
-  }
+  const { split } = await loadEvaluationSplit(request);
 
   const seed = request.seed ?? (await runSeed(request.modelDir));
   const gridSize = request.gridSize ?? defaultGridSize;

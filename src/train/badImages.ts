@@ -2,7 +2,7 @@
 // and record which were skipped.
 import type { ImageDecodeError } from '../image/decode.js';
 
-/** What to do with images that cannot be decoded. */
+/** Policy for images that cannot be decoded. */
 export type BadImagePolicy = 'error' | 'skip';
 
 /** Error listing every image of the data set that cannot be decoded. */

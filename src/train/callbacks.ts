@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../files/atomic.js';
 /** Trainable parameters by name; a copy taken at one moment of training. */
 export type ParameterSnapshot = Map<string, Float32Array>;
 
-/** What the training loop offers its callbacks. */
+/** Operations the training loop offers its callbacks. */
 export interface TrainingContext {
   /** Asks the loop to stop after this epoch; `reason` is logged. */
   requestStop(reason: string): void;

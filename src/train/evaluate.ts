@@ -1,7 +1,7 @@
 // Evaluates a trained model on a labelled split: a data folder's test split, or any CSV and image folder.
 import { join } from 'node:path';
-import { defaultLayout, labelMatrix, loadSplit, type DatasetLayout } from '../data/dataset.js';
-import { DataValidationError, hasErrors } from '../data/problems.js';
+import { defaultLayout, labelMatrix, loadSplit, type DatasetLayout, type DatasetSplit } from '../data/dataset.js';
+import { DataValidationError, hasErrors, type DataProblem } from '../data/problems.js';
 import { silentLog, silentProgress, type LogCallback, type ProgressCallback } from '../events.js';
 import { computeMetrics, type MultiLabelMetrics } from '../metrics/index.js';
 import { Predictor, type FileFailure } from './predictor.js';
@@ -39,18 +39,35 @@ export class LabelMismatchError extends Error {
   }
 }
 
-/** Evaluates the model on the requested split at its thresholds, or at `threshold` when given. */
-export async function evaluate(request: EvaluateRequest, hooks: { log?: LogCallback; onProgress?: ProgressCallback } = {}): Promise<EvaluateResult> {
-  const log = hooks.log ?? silentLog;
-  const layout = { ...defaultLayout, ...request.layout };
-  const csvPath = request.csvPath ?? join(request.dataDir ?? '.', layout.testCsv);
-  const imagesDir = request.imagesDir ?? join(request.dataDir ?? '.', layout.testImages);
+/** The labelled images to evaluate on: a data folder's test split, or a CSV with its image folder. */
+export interface EvaluationSource {
+  dataDir?: string;
+  layout?: Partial<DatasetLayout>;
+  csvPath?: string;
+  imagesDir?: string;
+}
+
+/**
+ * Loads and validates the split named by `source`: the CSV and image folder when given, else the data
+ * folder's test split. Throws DataValidationError listing every error, and returns the warnings.
+ */
+export async function loadEvaluationSplit(source: EvaluationSource): Promise<{ split: DatasetSplit; warnings: DataProblem[]; csvPath: string }> {
+  const layout = { ...defaultLayout, ...source.layout };
+  const csvPath = source.csvPath ?? join(source.dataDir ?? '.', layout.testCsv);
+  const imagesDir = source.imagesDir ?? join(source.dataDir ?? '.', layout.testImages);
 
   const { split, problems } = await loadSplit('test', csvPath, imagesDir);
   if (hasErrors(problems)) {
     throw new DataValidationError(problems);
   }
-  for (const warning of problems) {
+  return { split, warnings: problems, csvPath };
+}
+
+/** Evaluates the model on the requested split at its thresholds, or at `threshold` when given. */
+export async function evaluate(request: EvaluateRequest, hooks: { log?: LogCallback; onProgress?: ProgressCallback } = {}): Promise<EvaluateResult> {
+  const log = hooks.log ?? silentLog;
+  const { split, warnings, csvPath } = await loadEvaluationSplit(request);
+  for (const warning of warnings) {
     log('warn', `${warning.file}${warning.line ? `:${warning.line}` : ''}: ${warning.message}`);
   }
 

@@ -8,7 +8,7 @@ import { normalizeInto, type Normalization } from '../image/normalize.js';
 import type { Random } from '../image/random.js';
 import { mapConcurrent } from './parallel.js';
 
-/** How images become model inputs. */
+/** Settings that turn images into model inputs. */
 export interface ImageSettings {
   /** Side of the square model input in pixels. */
   inputSize: number;

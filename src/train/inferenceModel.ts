@@ -14,7 +14,7 @@ export const logitsOutput = 'logits';
 export const probabilitiesOutput = 'probabilities';
 
 /**
- * Builds the inference model. `parameters` holds the head (`head.weight` [labels, features] and
+ * Builds the inference model. `parameters` contains the head (`head.weight` [labels, features] and
  * `head.bias`) and, after fine-tuning, new values for backbone initializers by name.
  */
 export function buildInferenceModel(

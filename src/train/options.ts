@@ -51,7 +51,7 @@ export interface TrainOptions {
   microBatchSize: number;
   /** Fraction of the training split held out to tune per-label thresholds; 0 keeps every threshold at 0.5. */
   validationFraction: number;
-  /** What to do with images that cannot be decoded: stop before training (`error`) or train without them (`skip`). */
+  /** Policy for images that cannot be decoded: stop before training (`error`) or train without them (`skip`). */
   onBadImage: BadImagePolicy;
 }
 

@@ -3,7 +3,7 @@
 import { DataType, type ModelProto } from '../onnx/model.js';
 import { topologicalSort } from '../onnx/graph.js';
 
-/** Which backbone layers to unfreeze: all, the last N (or the last percentage) of the weighted layers, or from a node on. */
+/** Selection of backbone layers to unfreeze: all, the last N (or the last percentage) of the weighted layers, or from a node on. */
 export type UnfreezeSpec = { kind: 'all' } | { kind: 'last'; layers: number } | { kind: 'lastPercent'; percent: number } | { kind: 'from'; node: string };
 
 /** Error for an invalid --unfreeze value. */

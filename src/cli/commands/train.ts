@@ -167,7 +167,7 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
  */
 async function withResumeHint(runDir: string, body: () => Promise<void>): Promise<void> {
   // Every file of the run is written atomically, so stopping at once on Ctrl-C loses at most the epoch
-  // in progress. The message tells the user how to continue.
+  // in progress. The message shows the command that continues the run.
   const onInterrupt = (): void => {
     process.stderr.write(`\nmultitag: interrupted. Continue the run with: multitag train --resume ${runDir}\n`);
     process.exit(130);

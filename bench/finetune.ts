@@ -1,7 +1,7 @@
 // Fine-tuning step throughput (forward, backward, AdamW) of multitag's generated training graphs at
-// batch 32, for full and partial unfreezing. Each configuration runs in a fresh process, so its peak RSS
+// batch 32, for full and partial unfreezing. Each measurement runs in a fresh process, so its peak RSS
 // is its own. When PyTorch with torchvision is installed, the same step runs in PyTorch with the same
-// thread count.
+// thread count, alternating with multitag over several rounds so that both see the same machine load.
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -12,19 +12,30 @@ const run = promisify(execFile);
 /** MobileNetV2's inverted-residual blocks; torchvision's `features` has the stem, these, and a last 1x1 conv. */
 const invertedResidualBlocks = 17;
 
-/** One measured configuration. */
+/** Alternating rounds of multitag and PyTorch per configuration. */
+const rounds = 3;
+
+/** One measured configuration; times are medians over the rounds of each round's median step. */
 export interface StepFigures {
   configuration: string;
   multitagMsPerImage: number;
   multitagPeakRssMiB: number;
+  /** Each round's figure, in the order measured. */
+  multitagRounds: number[];
   torchMsPerImage?: number;
+  torchRounds?: number[];
   torchTrainableFraction?: number;
   /** PyTorch time divided by multitag time: above 1 means multitag is faster. */
   speedup?: number;
 }
 
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
 async function multitagStep(blocks: number | 'all', threads: number): Promise<{ msPerImage: number; peakRssMiB: number }> {
-  const script = join(repositoryRoot, 'dist/src/autodiff/benchmark.js');
+  const script = join(repositoryRoot, 'dist/bench/finetuneStep.js');
   const { stdout } = await run(process.execPath, [script, sharedBackbone, '--batch', '32', '--blocks', String(blocks), '--steps', '5', '--threads', String(threads)], {
     maxBuffer: 1 << 20,
   });
@@ -55,19 +66,33 @@ export async function benchFinetune(threads: number): Promise<{ python: string |
   const python = await findTorchPython();
   const steps: StepFigures[] = [];
   for (const blocks of ['all', 10, 7] as const) {
-    const multitag = await multitagStep(blocks, threads);
+    // torchvision's features[0] is the stem, so freezing the first k blocks freezes k + 1 children.
+    const frozen = blocks === 'all' ? 0 : invertedResidualBlocks - blocks + 1;
+    const multitagRounds: number[] = [];
+    const torchRounds: number[] = [];
+    let peakRssMiB = 0;
+    let trainableFraction: number | undefined;
+    for (let round = 0; round < (python ? rounds : 1); round++) {
+      const multitag = await multitagStep(blocks, threads);
+      multitagRounds.push(multitag.msPerImage);
+      peakRssMiB = Math.max(peakRssMiB, multitag.peakRssMiB);
+      if (python) {
+        const torch = await torchStep(python, frozen, threads);
+        torchRounds.push(torch.msPerImage);
+        trainableFraction = torch.trainableFraction;
+      }
+    }
     const figures: StepFigures = {
       configuration: blocks === 'all' ? 'all layers' : `last ${blocks} blocks`,
-      multitagMsPerImage: multitag.msPerImage,
-      multitagPeakRssMiB: multitag.peakRssMiB,
+      multitagMsPerImage: median(multitagRounds),
+      multitagPeakRssMiB: peakRssMiB,
+      multitagRounds,
     };
     if (python) {
-      // torchvision's features[0] is the stem, so freezing the first k blocks freezes k + 1 children.
-      const frozen = blocks === 'all' ? 0 : invertedResidualBlocks - blocks + 1;
-      const torch = await torchStep(python, frozen, threads);
-      figures.torchMsPerImage = torch.msPerImage;
-      figures.torchTrainableFraction = torch.trainableFraction;
-      figures.speedup = torch.msPerImage / multitag.msPerImage;
+      figures.torchMsPerImage = median(torchRounds);
+      figures.torchRounds = torchRounds;
+      figures.torchTrainableFraction = trainableFraction;
+      figures.speedup = figures.torchMsPerImage / figures.multitagMsPerImage;
     }
     steps.push(figures);
   }

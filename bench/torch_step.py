@@ -1,7 +1,8 @@
 """Times one fine-tuning step (forward, backward, AdamW) of torchvision's MobileNetV2 in PyTorch.
 
 Used only by `npm run bench` to compare with multitag's training graphs; multitag itself never runs
-Python. Prints one JSON object with milliseconds per image.
+Python. Prints one JSON object with the median step time per image; multitag's side
+(bench/finetuneStep.ts) reports the same statistic after the same single warm-up step.
 
 Usage: python3 torch_step.py BATCH THREADS STEPS FROZEN_FEATURE_BLOCKS
 """
@@ -41,12 +42,15 @@ def main() -> None:
         optimizer.step()
 
     step()
-    started = time.perf_counter()
+    seconds = []
     for _ in range(steps):
+        started = time.perf_counter()
         step()
-    seconds = time.perf_counter() - started
+        seconds.append(time.perf_counter() - started)
+    seconds.sort()
     print(json.dumps({
-        "msPerImage": seconds * 1000 / (steps * batch),
+        "msPerImage": seconds[len(seconds) // 2] * 1000 / batch,
+        "fastestMsPerImage": seconds[0] * 1000 / batch,
         "trainableFraction": sum(parameter.numel() for parameter in trainable) / total,
         "threads": threads,
         "batch": batch,

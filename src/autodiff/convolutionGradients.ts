@@ -89,15 +89,25 @@ function convolutionInputGradient(builder: GraphBuilder, setup: ConvolutionSetup
 }
 
 /**
- * Gradient of a 1x1 stride-1 Conv weight: gW = sum over n of gY[n] [M, H*W] times X[n]ᵀ [H*W, C], as a
- * batched MatMul and a ReduceSum over the batch. onnxruntime 1.31 fuses the Transpose into the MatMul
- * (FusedMatMul with transB), so the input is not copied. This measured faster than one Gemm over
- * transposed [C, N*H*W] views.
+ * Gradient of a 1x1 stride-1 Conv weight, gW [M, C] = sum over images n of gY[n] [M, H*W] times
+ * X[n]ᵀ [H*W, C], in whichever of two forms moves less memory:
+ * - one product per image: a batched MatMul gives N products of size M*C, and a ReduceSum adds them.
+ *   onnxruntime 1.31 fuses the Transpose into the MatMul (FusedMatMul with transB), so the input is
+ *   not copied. This suits large maps with few channels, as in the first blocks.
+ * - one Gemm over all pixels of the batch: gY and X are transposed to [M, N*H*W] and [C, N*H*W], which
+ *   copies them once, and a single Gemm sums over images and pixels together. This suits small maps
+ *   with many channels, as in the last blocks, where the per-image products are much larger than the
+ *   activations.
+ * The rule picks the Gemm when 4*M*C >= (M + C)*H*W; on MobileNetV2 at batch 32 (2 threads) this
+ * chose the faster form for every layer measured, and the Gemm was up to 3x faster on 7x7 maps.
  */
 function pointwiseWeightGradient(builder: GraphBuilder, setup: ConvolutionSetup): string {
   const [batch, channels, height, width] = setup.inputShape;
   const outputChannels = setup.weightShape[0];
   const pixels = height * width;
+  if (4 * outputChannels * channels >= (outputChannels + channels) * pixels) {
+    return pointwiseWeightGradientByGemm(builder, setup);
+  }
 
   const gradientRows = builder.reshape(setup.gradient, [batch, outputChannels, pixels]);
   const inputRows = builder.reshape(setup.input, [batch, channels, pixels]);
@@ -106,6 +116,22 @@ function pointwiseWeightGradient(builder: GraphBuilder, setup: ConvolutionSetup)
 
   const summed = batch === 1 ? products : builder.reduceSum(products, [0], false);
   return builder.reshape(summed, [outputChannels, channels, 1, 1]);
+}
+
+/** Builds the single-Gemm form of pointwiseWeightGradient: gW = gY as [M, N*H*W] times (X as [C, N*H*W])ᵀ. */
+function pointwiseWeightGradientByGemm(builder: GraphBuilder, setup: ConvolutionSetup): string {
+  const [batch, channels, height, width] = setup.inputShape;
+  const outputChannels = setup.weightShape[0];
+  const pixels = height * width;
+
+  const gradientRows = builder.reshape(setup.gradient, [batch, outputChannels, pixels]);
+  const gradientByChannel = builder.reshape(builder.transpose(gradientRows, [1, 0, 2]), [outputChannels, -1]);
+
+  const inputRows = builder.reshape(setup.input, [batch, channels, pixels]);
+  const inputByChannel = builder.reshape(builder.transpose(inputRows, [1, 0, 2]), [channels, -1]);
+
+  const product = builder.add('Gemm', [gradientByChannel, inputByChannel], { transB: 1 }, { hint: `${setup.weight}_grad_all_pixels` });
+  return builder.reshape(product, [outputChannels, channels, 1, 1]);
 }
 
 /**

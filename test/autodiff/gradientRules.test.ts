@@ -5,6 +5,7 @@ import { type NodeProto, type TensorProto, float32Tensor, int64Tensor } from '..
 import { type AttributeValue, makeNode } from '../../src/onnx/graph.js';
 import { gradientRules } from '../../src/autodiff/gradientRules.js';
 import { convolutionFormulations } from '../../src/autodiff/convolutionGradients.js';
+import { buildTrainingGraph } from '../../src/autodiff/trainingGraph.js';
 import { buildModel, checkGradients, describeChecks, failedChecks, randomArray, randomTensor, seededRandom } from './helpers.js';
 
 const LABELS = 3;
@@ -90,6 +91,8 @@ const cases: RuleCase[] = [
   { ...convolutionCase('Conv dynamic batch', 3, 4, [3, 3], { group: 1, strides: [2, 2], pads: [1, 1, 1, 1] }, 6, [3, 3], true), dynamicBatch: true },
   { ...convolutionCase('Conv depthwise dynamic batch', 4, 4, [3, 3], { group: 4, pads: [1, 1, 1, 1] }, 5, [5, 5], true), dynamicBatch: true },
   { ...convolutionCase('Conv 1x1 dynamic batch', 4, 3, [1, 1], {}, 4, [4, 4], true), dynamicBatch: true },
+  convolutionCase('Conv 1x1 small map many channels', 8, 6, [1, 1], {}, 2, [2, 2], true),
+  { ...convolutionCase('Conv 1x1 small map many channels dynamic batch', 8, 6, [1, 1], {}, 2, [2, 2], false), dynamicBatch: true },
   {
     name: 'Clip bounds as inputs',
     covers: ['Clip'],
@@ -444,6 +447,28 @@ describe('gradient rules against finite differences', () => {
     const missing = Object.keys(gradientRules).filter((opType) => !covered.has(opType));
     assert.deepEqual(missing, []);
   });
+});
+
+describe('pointwise weight-gradient forms', () => {
+  // The finite-difference cases above check the values; this checks that both forms are among them.
+  const forms = [
+    { name: 'Conv 1x1 pointwise with bias', singleGemm: false },
+    { name: 'Conv 1x1 dynamic batch', singleGemm: false },
+    { name: 'Conv 1x1 small map many channels', singleGemm: true },
+    { name: 'Conv 1x1 small map many channels dynamic batch', singleGemm: true },
+  ];
+  for (const form of forms) {
+    test(`${form.name} uses ${form.singleGemm ? 'one Gemm over all pixels' : 'one MatMul per image'}`, () => {
+      const ruleCase = cases.find((candidate) => candidate.name === form.name);
+      assert.ok(ruleCase, `no case named ${form.name}`);
+      const { model, trainable } = buildCaseModel(ruleCase, seededRandom(7));
+      const training = buildTrainingGraph({ forward: model, inputName: 'images', logitsName: 'logits', trainable, batchSize: ruleCase.dynamicBatch ? undefined : ruleCase.inputShape[0] });
+      const weightGradientNodes = (training.model.graph?.node ?? []).filter((graphNode) => (graphNode.output ?? []).some((name) => name.startsWith('conv_weight_grad_')));
+      const operators = weightGradientNodes.map((graphNode) => graphNode.opType);
+      assert.equal(operators.includes('Gemm'), form.singleGemm, `weight-gradient operators: ${operators.join(', ')}`);
+      assert.equal(operators.includes('MatMul'), !form.singleGemm, `weight-gradient operators: ${operators.join(', ')}`);
+    });
+  }
 });
 
 describe('depthwise weight-gradient formulations', () => {

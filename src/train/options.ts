@@ -84,7 +84,9 @@ export type RecipeName = 'default' | 'seed';
 /**
  * Option values of each recipe. `seed` reproduces the PyTorch tutorial: every layer unfrozen, learning
  * rate 1e-3 then 1e-5, patience 2 then 5, batch 64, fresh augmentation every epoch, and no epoch limit
- * that early stopping would not reach first.
+ * that early stopping would not reach first. Its micro-batches of 8 kept the whole process near 1.5 GB
+ * resident with every layer training. Micro-batches of 16 were about 4% faster but peaked at 2.2 GB
+ * (MobileNetV2 at 224 px, one epoch per phase on 960 images, 2 threads).
  */
 export const recipes: Record<RecipeName, Partial<TrainOptions>> = {
   default: {},
@@ -99,6 +101,7 @@ export const recipes: Record<RecipeName, Partial<TrainOptions>> = {
     finetuneLearningRate: 1e-5,
     finetunePatience: 5,
     unfreeze: 'all',
+    microBatchSize: 8,
     validationFraction: 0,
   },
 };

@@ -85,7 +85,7 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
     .option('--finetune-lr <rate>', 'AdamW learning rate of the fine-tuning phase', positiveNumberOption(), defaults.finetuneLearningRate)
     .option('--finetune-patience <epochs>', 'early-stopping patience of the fine-tuning phase', integerOption(1), defaults.finetunePatience)
     .option('--unfreeze <layers>', 'backbone layers that train in the fine-tuning phase: all, last:N (the last N layers with weights), last:P% (that share of them, from the end) or from:NODE', defaults.unfreeze)
-    .option('--micro-batch-size <images>', 'images per training-graph run in the fine-tuning phase; smaller values use less memory', integerOption(1, 4096), defaults.microBatchSize)
+    .option('--micro-batch-size <images>', 'images per training-graph run in the fine-tuning phase; smaller values use less memory (--recipe seed uses 8)', integerOption(1, 4096), defaults.microBatchSize)
     .option('--validation-fraction <fraction>', 'fraction of the training images held out to tune per-label thresholds, from 0 to 0.5; 0 keeps every threshold at 0.5', numberOption(0, 0.5), defaults.validationFraction)
     .addOption(new Option('--on-bad-image <policy>', 'images that cannot be decoded: error stops before training with the full list, skip trains without them and records them in config.json').choices(['error', 'skip']).default(defaults.onBadImage))
     .option('--no-report', 'skip grid.png and report.html (with its mislabel audit) at the end of training; curves.png is still drawn')
@@ -191,8 +191,8 @@ async function exists(path: string): Promise<boolean> {
   return (await stat(path).catch(() => undefined)) !== undefined;
 }
 
-/** Option names of the recipe fields, as commander stores them. */
-const recipeFlagNames: Partial<Record<keyof TrainOptions, string>> = {
+/** Option names of the recipe fields, as commander stores them. Every field a recipe sets needs one. */
+export const recipeFlagNames: Partial<Record<keyof TrainOptions, string>> = {
   epochs: 'epochs',
   batchSize: 'batchSize',
   learningRate: 'lr',
@@ -203,6 +203,7 @@ const recipeFlagNames: Partial<Record<keyof TrainOptions, string>> = {
   finetuneLearningRate: 'finetuneLr',
   finetunePatience: 'finetunePatience',
   unfreeze: 'unfreeze',
+  microBatchSize: 'microBatchSize',
   validationFraction: 'validationFraction',
 };
 
@@ -210,7 +211,10 @@ const recipeFlagNames: Partial<Record<keyof TrainOptions, string>> = {
 function applyRecipe(options: TrainOptions, recipe: Partial<TrainOptions>, command: Command): void {
   for (const [key, value] of Object.entries(recipe) as [keyof TrainOptions, never][]) {
     const flag = recipeFlagNames[key];
-    if (flag && command.getOptionValueSource(flag) !== 'cli') {
+    if (!flag) {
+      throw new Error(`recipe option ${key} has no command-line flag in recipeFlagNames`);
+    }
+    if (command.getOptionValueSource(flag) !== 'cli') {
       options[key] = value;
     }
   }

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The multitag command line: a thin layer that parses options, calls the library and prints results.
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { addAuditCommand } from './commands/audit.js';
 import { addEvaluateCommand } from './commands/evaluate.js';
@@ -12,6 +13,8 @@ import { createTerminal, type LogFormat, type Terminal } from './terminal.js';
 import { userErrorMessage } from './userErrors.js';
 
 const program = new Command();
+// The compiled file is dist/src/cli/main.js, so the package root is three folders up.
+const packageJson = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 let terminal: Terminal | undefined;
 
 /** Creates the terminal on first use; `showFields` prints log fields in pretty mode too, as servers need. */
@@ -28,6 +31,7 @@ program
   .description('Train, evaluate and use multi-label image classifiers by transfer learning from pretrained ONNX backbones.')
   .addOption(new Option('--log-format <format>', 'log line format on stderr').choices(['pretty', 'json']).default('pretty'))
   .option('--verbose', 'also log debug messages')
+  .version(packageJson.version, '--version', 'print the multitag version')
   .exitOverride()
   .showHelpAfterError('(run with --help for the options)');
 

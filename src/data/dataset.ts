@@ -122,6 +122,8 @@ interface ListedFileCheck {
   problem?: DataProblem;
   /** The resolved path of a valid image file. */
   path?: string;
+  /** True when nothing exists at the listed name. */
+  missing?: boolean;
 }
 
 /** Checks one listed file name against the image folder. */
@@ -144,7 +146,7 @@ async function checkListedFile(
     linkStats = await lstat(resolved);
   } catch (cause) {
     if (errnoCode(cause) === 'ENOENT' || errnoCode(cause) === 'ENOTDIR') {
-      return error(`image file not found: ${resolved}; add the file or remove its row`);
+      return { ...error(`image file not found: ${resolved}; add the file or remove its row`), missing: true };
     }
     return error(`cannot read image file ${resolved}: ${describeFsError(cause)}`);
   }
@@ -300,6 +302,20 @@ async function readSplit(
   const checks = await mapWithConcurrency(rows, CHECK_CONCURRENCY, (row) =>
     checkListedFile(row.file, row.line, csvFile, imageFolder, realDataDir),
   );
+
+  // When no listed file exists at all, the folder is almost surely the wrong one, so report it once
+  // instead of once per row, and skip the list of its unlisted files.
+  if (rows.length > 1 && checks.every((check) => check.missing === true)) {
+    problems.push({
+      severity: 'error',
+      file: csvFile,
+      message:
+        `none of the ${rows.length} images listed in this CSV is in ${imageFolder} ` +
+        `(the first would be ${path.resolve(imageFolder, rows[0].file)}); check that the image folder belongs to this CSV.${hint}`,
+    });
+    return { split, problems, headerLine };
+  }
+
   rows.forEach((row, index) => {
     const check = checks[index];
     if (check.problem !== undefined) problems.push(check.problem);

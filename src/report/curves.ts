@@ -115,6 +115,7 @@ export interface TrainingCurvesOptions {
 export class TrainingCurves implements TrainingCallback {
   readonly records: EpochRecord[] = [];
   private warnedAboutFonts = false;
+  private failedWrites = 0;
 
   constructor(
     private readonly runDir: string,
@@ -138,6 +139,15 @@ export class TrainingCurves implements TrainingCallback {
       context.log('warn', warning);
       this.warnedAboutFonts = true;
     }
-    await writeFileAtomic(this.path, await drawTrainingCurves(this.records, this.options.panel));
+
+    // The picture only shows progress, so a failure to draw or write it is logged and training goes on.
+    // A full disk still stops the run at its next checkpoint, with the hint to resume.
+    try {
+      await writeFileAtomic(this.path, await drawTrainingCurves(this.records, this.options.panel));
+    } catch (error) {
+      this.failedWrites += 1;
+      const level = this.failedWrites === 1 ? 'warn' : 'debug';
+      context.log(level, `could not write ${this.path} after epoch ${record.epoch}: ${(error as Error).message}. Training goes on; report.html, written by multitag report --model ${this.runDir}, also shows the curves.`);
+    }
   }
 }

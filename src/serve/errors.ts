@@ -12,11 +12,13 @@ export type ServeErrorCode =
   | 'timeout'
   | 'shutting-down'
   | 'not-found'
+  | 'method-not-allowed'
   | 'internal-error';
 
 const statusNames: Record<number, string> = {
   400: 'Bad Request',
   404: 'Not Found',
+  405: 'Method Not Allowed',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
   500: 'Internal Server Error',
@@ -39,6 +41,8 @@ export class HttpError extends Error {
     message: string,
     /** Seconds after which a retry may succeed, sent as Retry-After. */
     readonly retryAfterSeconds?: number,
+    /** Methods the path accepts, sent as Allow with a 405. */
+    readonly allowedMethods?: readonly string[],
   ) {
     super(message);
     this.name = 'HttpError';

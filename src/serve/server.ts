@@ -92,6 +92,21 @@ declare module 'fastify' {
 
 const retryAfterSeconds = 1;
 
+/** States a body limit in MiB, the unit of --max-body-mb, with the exact byte count. */
+function bodyLimitText(bytes: number): string {
+  const mebibytes = Number((bytes / 2 ** 20).toFixed(2));
+  return `${mebibytes} MiB (${bytes} bytes, set by --max-body-mb)`;
+}
+
+/** Methods of each fixed endpoint path; another method on these paths gets 405 with Allow. */
+const endpointMethods: Record<string, readonly string[]> = {
+  '/predict': ['POST'],
+  '/predict/batch': ['POST'],
+  '/labels': ['GET', 'HEAD'],
+  '/health': ['GET', 'HEAD'],
+  '/': ['GET', 'HEAD'],
+};
+
 /** Loads the model and starts listening. */
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const predictor = await Predictor.load(options.modelDir, { threads: options.threads, decode: { maxPixels: options.maxPixels } });
@@ -130,6 +145,9 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
 
 function sendError(reply: FastifyReply, error: HttpError): FastifyReply {
   reply.request.failure = { code: error.code, message: error.message };
+  if (error.allowedMethods !== undefined) {
+    reply.header('allow', error.allowedMethods.join(', '));
+  }
   if (error.retryAfterSeconds !== undefined) {
     reply.header('retry-after', String(error.retryAfterSeconds));
   }
@@ -151,7 +169,7 @@ function toHttpError(error: FastifyError | Error, options: ServeOptions): HttpEr
   switch (code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
     case 'FST_REQ_FILE_TOO_LARGE':
-      return new HttpError(413, 'body-too-large', `The request body is larger than this server's limit of ${options.maxBodyBytes} bytes. Send a smaller image.`);
+      return new HttpError(413, 'body-too-large', `The request body is larger than this server's limit of ${bodyLimitText(options.maxBodyBytes)}. Send a smaller image.`);
     case 'FST_FILES_LIMIT':
       return new HttpError(413, 'too-many-files', `The request has more than ${options.maxFiles} files. Split it into batches of at most ${options.maxFiles}.`);
     case 'FST_PARTS_LIMIT':
@@ -289,9 +307,14 @@ export async function buildApp(predictor: Predictor, batcher: InferenceBatcher, 
     return sendError(reply, new HttpError(500, 'internal-error', 'The server failed to handle the request. The error is in the server log; please report it.'));
   });
 
-  app.setNotFoundHandler((request, reply) =>
-    sendError(reply, new HttpError(404, 'not-found', `${request.method} ${request.url.split('?')[0]} does not exist. The endpoints are POST /predict, POST /predict/batch, GET /labels, GET /health and the page at GET /.`)),
-  );
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0];
+    const allowed = endpointMethods[path];
+    if (allowed !== undefined) {
+      return sendError(reply, new HttpError(405, 'method-not-allowed', `${request.method} ${path} is not supported; use ${allowed.filter((method) => method !== 'HEAD').join(' or ')} ${path}.`, undefined, allowed));
+    }
+    return sendError(reply, new HttpError(404, 'not-found', `${request.method} ${path} does not exist. The endpoints are POST /predict, POST /predict/batch, GET /labels, GET /health and the page at GET /.`));
+  });
 
   /** Returns the time left of the request's timeoutMs, which started when the request arrived. */
   const remainingMs = (reply: FastifyReply): number => Math.max(1, options.timeoutMs - reply.elapsedTime);
@@ -319,7 +342,7 @@ export async function buildApp(predictor: Predictor, batcher: InferenceBatcher, 
         checkImageType(part.mimetype, name, true);
         const bytes = await part.toBuffer();
         if (part.file.truncated) {
-          throw new HttpError(413, 'body-too-large', `${name} is larger than this server's limit of ${options.maxBodyBytes} bytes. Send a smaller image.`);
+          throw new HttpError(413, 'body-too-large', `${name} is larger than this server's limit of ${bodyLimitText(options.maxBodyBytes)}. Send a smaller image.`);
         }
         return predictOne(bytes, name);
       }
@@ -341,7 +364,7 @@ export async function buildApp(predictor: Predictor, batcher: InferenceBatcher, 
     try {
       checkImageType(mimetype, name, true);
       if (truncated) {
-        throw new HttpError(413, 'body-too-large', `${name} is larger than this server's limit of ${options.maxBodyBytes} bytes. Send a smaller image.`);
+        throw new HttpError(413, 'body-too-large', `${name} is larger than this server's limit of ${bodyLimitText(options.maxBodyBytes)}. Send a smaller image.`);
       }
       const outputs = await predictOne(bytes, name);
       return { file: name, ...predictionBody(labels, thresholds, outputs) };
@@ -373,7 +396,7 @@ export async function buildApp(predictor: Predictor, batcher: InferenceBatcher, 
           const bytes = truncated ? Buffer.alloc(0) : content;
           totalBytes += bytes.length;
           if (totalBytes > options.maxBodyBytes) {
-            throw new HttpError(413, 'body-too-large', `The files of this request add up to more than this server's limit of ${options.maxBodyBytes} bytes. Send fewer or smaller images per request.`);
+            throw new HttpError(413, 'body-too-large', `The files of this request add up to more than this server's limit of ${bodyLimitText(options.maxBodyBytes)}. Send fewer or smaller images per request.`);
           }
           pending.push(predictRecord(bytes, name, part.mimetype, truncated));
         }

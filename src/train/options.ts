@@ -53,6 +53,11 @@ export interface TrainOptions {
   validationFraction: number;
   /** Policy for images that cannot be decoded: stop before training (`error`) or train without them (`skip`). */
   onBadImage: BadImagePolicy;
+  /**
+   * Settings of the calling program that training ignores. They are stored in config.json unchanged,
+   * so the caller can restore them when it resumes the run.
+   */
+  callerSettings?: Record<string, string | number | boolean>;
 }
 
 /** Defaults of the options that have one. */

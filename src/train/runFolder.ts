@@ -1,5 +1,6 @@
 // The files of a run folder, and reading and writing them. Every file is written atomically.
-import { mkdir, readdir, readFile, rmdir, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, readdir, readFile, rmdir, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { ResolvedBackbone } from '../backbone/backbone.js';
 import type { Normalization } from '../image/normalize.js';
@@ -50,7 +51,10 @@ export class RunFolderError extends Error {
   }
 }
 
-/** Checks that the run folder is new or empty, so no earlier run is overwritten. */
+/**
+ * Checks that the run folder is new or empty, so no earlier run is overwritten, and that files can be
+ * created there, so a read-only or foreign path fails before the images are decoded.
+ */
 export async function checkRunFolder(dir: string): Promise<void> {
   const existing = await stat(dir).catch(() => undefined);
   if (existing && !existing.isDirectory()) {
@@ -61,6 +65,43 @@ export async function checkRunFolder(dir: string): Promise<void> {
     if (entries.length > 0) {
       throw new RunFolderError(`--out ${dir} is not empty (it contains ${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}). Choose a new folder, or continue that run with --resume ${dir}.`);
     }
+    const problem = await writeProblem(dir);
+    if (problem !== undefined) {
+      throw new RunFolderError(`--out ${dir} ${problem}; choose a writable path.`);
+    }
+    return;
+  }
+
+  // The folder will be created inside its nearest existing ancestor, which must be a writable folder.
+  let ancestor = dirname(resolve(dir));
+  let ancestorStats = await stat(ancestor).catch(() => undefined);
+  while (ancestorStats === undefined && dirname(ancestor) !== ancestor) {
+    ancestor = dirname(ancestor);
+    ancestorStats = await stat(ancestor).catch(() => undefined);
+  }
+  if (ancestorStats !== undefined && !ancestorStats.isDirectory()) {
+    throw new RunFolderError(`Could not create the run folder ${dir}: ${ancestor} is a file, not a folder. Fix the path or choose another --out folder.`);
+  }
+  const problem = await writeProblem(ancestor);
+  if (problem !== undefined) {
+    throw new RunFolderError(`Could not create the run folder ${dir}: ${ancestor} ${problem}. Fix the path or choose another --out folder.`);
+  }
+}
+
+/** Returns why new files cannot be created in the folder `dir`, or undefined when they can. */
+async function writeProblem(dir: string): Promise<string | undefined> {
+  try {
+    await access(dir, constants.W_OK | constants.X_OK);
+    return undefined;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EROFS') {
+      return 'is on a read-only file system';
+    }
+    if (code === 'EACCES' || code === 'EPERM') {
+      return 'is not writable (permission denied)';
+    }
+    return `cannot be written (${(error as Error).message})`;
   }
 }
 

@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { makeMimlSubset, mimlDir, repoRoot, sharedBackbone } from '../train/mimlSubset.js';
@@ -184,6 +184,49 @@ test('evaluate JSON with CSV and images', async () => {
   const metrics = JSON.parse(outcome.stdout) as { microF1: number; bce: number };
   assert.equal(metrics.microF1, fromData.microF1, 'the same split gives the same micro-F1');
   assert.equal(metrics.bce, fromData.bce, 'the same split gives the same BCE');
+});
+
+test('version is printed', async () => {
+  const packageJson = JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+
+  const outcome = await runCli(['--version']);
+
+  assert.equal(outcome.code, 0, outcome.stderr);
+  assert.equal(outcome.stdout.trim(), packageJson.version);
+});
+
+test('grid file without .png is reported', async () => {
+  const gridPath = path.join(tempDir, 'grid.jpg');
+
+  const outcome = await runCli(['evaluate', '--model', runDir, '--threads', '2', '--data', dataDir, '--grid', gridPath]);
+
+  assertUserError(outcome, gridPath);
+  assert.match(outcome.stderr, /must name a \.png file/);
+});
+
+test('images folder of another split is one error', async () => {
+  const csv = path.join(dataDir, 'test_label.csv');
+
+  const outcome = await runCli(['evaluate', '--model', runDir, '--threads', '2', '--csv', csv, '--images', path.join(dataDir, 'train'), '--json']);
+
+  assertUserError(outcome, path.join(dataDir, 'train'));
+  assert.match(outcome.stderr, /none of the \d+ images listed in this CSV is in/);
+});
+
+test('resume keeps --no-report', async () => {
+  const quietRun = path.join(tempDir, 'quiet-run');
+  const trainArguments = ['--data', dataDir, '--backbone', sharedBackbone, '--mean', '0.5', '--std', '0.5', '--epochs', '1', '--batch-size', '16', '--no-finetune'];
+  const first = await runCli(['train', ...trainArguments, '--out', quietRun, '--threads', '2', '--no-report']);
+  assert.equal(first.code, 0, first.stderr);
+  const config = JSON.parse(await readFile(path.join(quietRun, 'config.json'), 'utf8')) as { training: { callerSettings?: unknown } };
+  assert.deepEqual(config.training.callerSettings, { report: false });
+
+  const resumed = await runCli(['train', '--resume', quietRun, '--threads', '2']);
+
+  assert.equal(resumed.code, 0, resumed.stderr);
+  const files = await readdir(quietRun);
+  assert.ok(files.includes('model.onnx'), `the resumed run has its model: ${files.join(', ')}`);
+  assert.ok(!files.includes('report.html'), `no report.html after resuming a run started with --no-report: ${files.join(', ')}`);
 });
 
 test('missing data folder is reported', async () => {

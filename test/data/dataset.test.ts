@@ -196,6 +196,23 @@ test('missing image file is an error', async () => {
   );
 });
 
+test('folder with none of the listed images is one error', async () => {
+  const dir = await makeDataset({ trainFiles: ['other-1.jpg', 'other-2.jpg', 'other-3.jpg'] });
+  const error = await loadExpectingErrors(dir);
+  assertOneProblem(
+    error.problems,
+    { severity: 'error', file: path.join(dir, 'train_label.csv'), line: undefined },
+    new RegExp(`none of the 2 images listed in this CSV is in ${path.join(dir, 'train')} \\(the first would be ${path.join(dir, 'train', '1.jpg')}\\); check that the image folder belongs to this CSV`),
+  );
+});
+
+test('one listed image alone missing is a row error', async () => {
+  const dir = await makeDataset({ testFiles: ['other.jpg'] });
+  const error = await loadExpectingErrors(dir);
+  assert.equal(error.problems.filter((problem) => problem.severity === 'error').length, 1);
+  assert.match(error.problems[0].message, /image file not found: .*3\.jpg; add the file or remove its row/);
+});
+
 test('broken symbolic link is an error', async () => {
   const dir = await makeDataset({ trainFiles: ['1.jpg'] });
   await symlink(path.join(dir, 'gone.jpg'), path.join(dir, 'train', '2.jpg'));

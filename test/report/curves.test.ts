@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -109,4 +109,25 @@ test('training log parses CsvLogger output', () => {
 test('training log rejects a broken cell', () => {
   const text = recordsToCsv([record(1)]).replace(/\n1,adaptation,1,[^,]+,/, '\n1,adaptation,1,oops,');
   assert.throws(() => parseTrainingLog(text, 'log.csv'), /log\.csv:2: trainCost is "oops"/);
+});
+
+test('curves write failure is a warning', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'multitag-curves-test-'));
+  try {
+    // A folder where curves.png belongs makes every write fail.
+    await mkdir(path.join(dir, curvesFile));
+    const logged: { level: string; message: string }[] = [];
+    const logging: TrainingContext = { ...context(), log: (level, message) => logged.push({ level, message }) };
+    const callback = new TrainingCurves(dir);
+
+    await callback.onEpochEnd(record(1), logging);
+    await callback.onEpochEnd(record(2), logging);
+
+    const failures = logged.filter((entry) => entry.message.startsWith('could not write'));
+    assert.deepEqual(failures.map((entry) => entry.level), ['warn', 'debug']);
+    assert.match(failures[0].message, new RegExp(`could not write ${path.join(dir, curvesFile)} after epoch 1: .*Training goes on`));
+    assert.equal(callback.records.length, 2, 'the records keep growing for the next drawing');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

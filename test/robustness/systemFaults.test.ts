@@ -108,6 +108,7 @@ describe('read-only file system', () => {
     const outcome = await runCli(trainArguments(data.dir, outDir));
 
     assertUserError(outcome, [`Could not create the run folder ${outDir}: ${mount.dir} is on a read-only file system.`]);
+    assert.doesNotMatch(outcome.stderr, /training on \d+ images/, 'the folder is checked before the images are decoded');
     assert.deepEqual(await readdir(mount.dir), []);
   });
 
@@ -119,8 +120,8 @@ describe('read-only file system', () => {
 
     const outcome = await runCli(trainArguments(data.dir, mount.dir));
 
-    // The empty folder passes the check of --out, so the first write, config.json, is what fails.
-    assertUserError(outcome, [`${path.join(mount.dir, 'config.json')} is on a read-only file system; choose a writable path.`]);
+    assertUserError(outcome, [`--out ${mount.dir} is on a read-only file system; choose a writable path.`]);
+    assert.doesNotMatch(outcome.stderr, /training on \d+ images/, 'the folder is checked before the images are decoded');
     assert.deepEqual(await readdir(mount.dir), []);
   });
 });

@@ -202,6 +202,17 @@ describe('serve API', () => {
     await expectError(await send('/ort/package.json'), 404, 'not-found');
   });
 
+  test('wrong method on an endpoint is 405', async () => {
+    const getPredict = await send('/predict');
+    assert.equal(getPredict.headers.get('allow'), 'POST');
+    const body = await expectError(getPredict, 405, 'method-not-allowed');
+    assert.match(body.message, /GET \/predict is not supported; use POST \/predict/);
+
+    const postLabels = await send('/labels', { method: 'POST', body: 'x' });
+    assert.equal(postLabels.headers.get('allow'), 'GET, HEAD');
+    await expectError(postLabels, 405, 'method-not-allowed');
+  });
+
   test('wrong content type is 415', async () => {
     await expectError(await send('/predict', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hello' }), 415, 'unsupported-media-type');
     await expectError(await send('/predict', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"image": "x"}' }), 415, 'unsupported-media-type');
@@ -290,7 +301,8 @@ describe('serve limits', () => {
     try {
       const large = await noisePng(200, 200);
       assert.ok(large.length > 50_000);
-      await expectError(await fetch(`${server.url}/predict`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: large }), 413, 'body-too-large');
+      const raw = await expectError(await fetch(`${server.url}/predict`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: large }), 413, 'body-too-large');
+      assert.match(raw.message, /limit of 0\.05 MiB \(50000 bytes, set by --max-body-mb\)/);
       const form = new FormData();
       form.append('image', new Blob([large], { type: 'image/png' }), 'noise.png');
       await expectError(await fetch(`${server.url}/predict`, { method: 'POST', body: form }), 413, 'body-too-large');

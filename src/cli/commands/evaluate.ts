@@ -39,6 +39,10 @@ export function addEvaluateCommand(program: Command, terminal: () => Terminal): 
       if (flags.data && (flags.csv || flags.images)) {
         command.error('error: pass either --data or --csv with --images, not both.', { exitCode: 1 });
       }
+      if (flags.grid && !flags.grid.toLowerCase().endsWith('.png')) {
+        // The grid is always PNG, so another extension would give a file that its name misdescribes.
+        command.error(`error: --grid ${flags.grid} must name a .png file, because the sanity grid is written as PNG.`, { exitCode: 1 });
+      }
       const { log, onProgress } = terminal();
       const result = await evaluate(
         { modelDir: flags.model, dataDir: flags.data, csvPath: flags.csv, imagesDir: flags.images, threshold: flags.threshold, threads: flags.threads },

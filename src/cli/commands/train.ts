@@ -6,6 +6,7 @@ import { parseChannelTriple } from '../../backbone/preprocessing.js';
 import { trainingReportCallbacks, writeTrainingReport } from '../../report/report.js';
 import { defaultTrainOptions, recipes, type RecipeName, type TrainOptions } from '../../train/options.js';
 import { monitoredMetrics, type MonitoredMetric } from '../../train/record.js';
+import { readRunConfig } from '../../train/runConfig.js';
 import { RunFolderError, runFiles } from '../../train/runFolder.js';
 import { resume, train, type TrainResult } from '../../train/train.js';
 import type { LogCallback } from '../../events.js';
@@ -100,10 +101,13 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
         }
         const runDir = flags.resume;
         const { log, onProgress } = terminal();
+        // A run started with --no-report stays without the report when it is resumed.
+        const stored = await readRunConfig(runDir);
+        const writeReport = flags.report && stored.training.callerSettings?.report !== false;
         await withResumeHint(runDir, async () => {
           const result = await resume(runDir, { log, onProgress, callbacks: trainingReportCallbacks(runDir) }, { threads: flags.threads });
           report(result, log);
-          if (flags.report) {
+          if (writeReport) {
             await writeTrainingReport(result.runDir, { log, onProgress });
           }
         });
@@ -147,6 +151,7 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
         microBatchSize: flags.microBatchSize,
         validationFraction: flags.validationFraction,
         onBadImage: flags.onBadImage,
+        callerSettings: { report: flags.report },
       };
       applyRecipe(options, recipes[flags.recipe], command);
 

@@ -27,6 +27,8 @@ export interface StepFigures {
   torchTrainableFraction?: number;
   /** PyTorch time divided by multitag time: above 1 means multitag is faster. */
   speedup?: number;
+  /** PyTorch's time with every layer trainable divided by this configuration's multitag time. */
+  speedupOverTorchAllLayers?: number;
 }
 
 function median(values: readonly number[]): number {
@@ -95,6 +97,14 @@ export async function benchFinetune(threads: number): Promise<{ python: string |
       figures.speedup = figures.torchMsPerImage / figures.multitagMsPerImage;
     }
     steps.push(figures);
+  }
+
+  // Partial unfreezing is also compared with full fine-tuning in PyTorch, the step it replaces.
+  const torchAllLayers = steps[0].torchMsPerImage;
+  if (torchAllLayers !== undefined) {
+    for (const figures of steps.slice(1)) {
+      figures.speedupOverTorchAllLayers = torchAllLayers / figures.multitagMsPerImage;
+    }
   }
   return { python: python ?? null, steps };
 }

@@ -25,7 +25,8 @@ process.stdout.write('fine-tuning step, batch 32 (forward + backward + AdamW):\n
 const finetune = await benchFinetune(Number(frozen.threads));
 results.finetune = finetune;
 for (const step of finetune.steps) {
-  const torch = step.torchMsPerImage === undefined ? 'PyTorch not installed' : `PyTorch ${step.torchMsPerImage.toFixed(1)} ms/image, multitag ${step.speedup!.toFixed(2)}x faster`;
+  const versusAll = step.speedupOverTorchAllLayers === undefined ? '' : ` (${step.speedupOverTorchAllLayers.toFixed(2)}x PyTorch with all layers)`;
+  const torch = step.torchMsPerImage === undefined ? 'PyTorch not installed' : `PyTorch ${step.torchMsPerImage.toFixed(1)} ms/image, multitag ${step.speedup!.toFixed(2)}x as fast${versusAll}`;
   process.stdout.write(`  ${step.configuration}: ${step.multitagMsPerImage.toFixed(1)} ms/image (${(1000 / step.multitagMsPerImage).toFixed(1)} images/s), peak RSS ${step.multitagPeakRssMiB} MiB; ${torch}\n`);
 }
 

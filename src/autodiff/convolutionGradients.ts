@@ -226,7 +226,18 @@ function smallInputIm2colWeightGradient(builder: GraphBuilder, setup: Convolutio
 /** Largest C*kh*kw for which a group-1 Conv weight gradient uses smallInputIm2colWeightGradient. */
 const SMALL_IM2COL_ROWS = 64;
 
-/** Formulations that benchmarks can switch; the defaults are the fastest measured ones. */
+/**
+ * Formulations that benchmarks can switch; the defaults are the fastest measured ones.
+ *
+ * NOTE: depthwise layers take about half of a full MobileNetV2 training step, which is why full
+ * fine-tuning stays slower than PyTorch on 2 x86 cores. onnxruntime 1.31 reorders a Conv into its
+ * fast blocked (NCHWc) layout only when the weight is a constant initializer. The NchwcTransformer
+ * checks this, and the weights of a training graph are inputs. Its direct depthwise kernel is
+ * compiled only for WebAssembly and ARM64. So every depthwise Conv here runs as an im2col and a
+ * one-row GEMM per image and channel. On 2 cores at batch 32, these also measured no faster: slices
+ * with Mul and ReduceSum, block-diagonal grouped convolutions, zero insertion instead of
+ * ConvTranspose, and im2col over a [N*C, 1, H, W] view.
+ */
 export const convolutionFormulations = {
   depthwiseWeightGradient: 'im2col' as 'im2col' | 'batchAsChannels',
   /** Images per im2col chunk in depthwise weight gradients with a static batch; 0 means the whole batch. */

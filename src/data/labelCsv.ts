@@ -160,7 +160,7 @@ function fileKey(file: string): string {
 
 function checkHeader(header: CsvRecord, csvPath: string, problems: DataProblem[]): string[] {
   const error = (message: string): void => {
-    problems.push({ severity: 'error', file: csvPath, line: header.line, message });
+    problems.push({ severity: 'error', file: csvPath, line: header.line, message, csvFormat: true });
   };
   const labels = header.fields.slice(1).map((name) => name.trim());
   const firstColumn = new Map<string, number>();
@@ -189,7 +189,7 @@ export function parseLabelCsv(text: string, csvPath: string): { table: LabelTabl
   const problems: DataProblem[] = [];
   const table: LabelTable = { csvPath, labels: [], headerLine: 0, rows: [], listedFiles: [] };
   const error = (line: number, message: string): void => {
-    problems.push({ severity: 'error', file: csvPath, line, message });
+    problems.push({ severity: 'error', file: csvPath, line, message, csvFormat: true });
   };
 
   const records = readCsvRecords(text);

@@ -10,6 +10,8 @@ export interface DataProblem {
   /** 1-based line in `file`, for problems inside a CSV. */
   line?: number;
   message: string;
+  /** True for a problem with the CSV's own format (header, columns, values), as opposed to the files it lists. */
+  csvFormat?: boolean;
 }
 
 /** Formats a problem as `file:line: message`, or `file: message` when it has no line. */
@@ -18,20 +20,26 @@ export function formatProblem(problem: DataProblem): string {
   return `${location}: ${problem.message}`;
 }
 
-const FIX_HINT =
-  'Fix the listed files and load again. Each label CSV needs a header like "filename,label1,label2" ' +
-  'and one row per image file with 0 or 1 in every label column.';
+const FIX_HINT = 'Fix the listed problems and run the command again.';
+
+const CSV_FORMAT_HINT =
+  'Each label CSV needs a header like "filename,label1,label2" and one row per image file with 0 or 1 in ' +
+  'every label column.';
 
 /** Error for a dataset with at least one error problem. */
 export class DataValidationError extends Error {
   /** Every problem found, warnings included, in the order given to the constructor. */
   readonly problems: DataProblem[];
 
-  /** Builds a message that lists every error problem, one per line, and ends with a line on how to fix them. */
+  /**
+   * Builds a message that lists every error problem, one per line, and ends with a line on how to fix
+   * them. That line describes the CSV format only when a problem is about the format.
+   */
   constructor(problems: DataProblem[]) {
     const errors = problems.filter((problem) => problem.severity === 'error');
     const count = errors.length === 1 ? '1 error' : `${errors.length} errors`;
-    const lines = [`Invalid dataset (${count}):`, ...errors.map(formatProblem), FIX_HINT];
+    const hint = errors.some((problem) => problem.csvFormat === true) ? `${FIX_HINT} ${CSV_FORMAT_HINT}` : FIX_HINT;
+    const lines = [`Invalid dataset (${count}):`, ...errors.map(formatProblem), hint];
     super(lines.join('\n'));
     this.name = 'DataValidationError';
     this.problems = problems;

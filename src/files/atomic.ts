@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { runCritical } from './criticalSection.js';
 
 /** Returns a temporary path beside `target`, unique per call. */
 export function temporaryPathFor(target: string): string {
@@ -11,9 +12,14 @@ export function temporaryPathFor(target: string): string {
 
 /**
  * Writes `data` to `target` atomically: write to a temporary file, fsync, rename. On failure the
- * temporary file is removed and `target` keeps its previous content.
+ * temporary file is removed and `target` keeps its previous content. The write is a critical section,
+ * so a program that waits for those before exiting on Ctrl-C leaves no temporary file behind.
  */
 export async function writeFileAtomic(target: string, data: string | Uint8Array | readonly Uint8Array[]): Promise<void> {
+  await runCritical(() => writeThroughTemporaryFile(target, data));
+}
+
+async function writeThroughTemporaryFile(target: string, data: string | Uint8Array | readonly Uint8Array[]): Promise<void> {
   const temporary = temporaryPathFor(target);
   let handle: FileHandle;
   try {

@@ -52,7 +52,7 @@ export class ImageDecodeError extends Error {
   }
 }
 
-const removeOrReplace = 'Replace it with a valid image or remove it from the data set.';
+const removeOrReplace = 'Replace it with a valid image, or leave it out.';
 
 function resolveMaxPixels(options: DecodeOptions | undefined): number {
   const maxPixels = options?.maxPixels ?? defaultMaxPixels;
@@ -163,7 +163,7 @@ async function sharpDecodeError(
       file,
       'too-many-pixels',
       `image is ${size}, more than the limit of ${maxPixels} pixels`,
-      'If the image is genuine, raise the limit with the maxPixels option (--max-pixels in the CLI). Otherwise remove it from the data set.',
+      'If the image is genuine, raise the limit with the maxPixels option (--max-pixels in the CLI). Otherwise leave it out.',
       { cause: error },
     );
   }
@@ -172,7 +172,7 @@ async function sharpDecodeError(
       file,
       'unsupported-format',
       `not an image, or in a format that sharp cannot decode${describeLeadingBytes(bytes)}`,
-      'Convert it to JPEG or PNG, or remove it from the data set.',
+      'Convert it to JPEG or PNG, or leave it out.',
       { cause: error },
     );
   }

@@ -4,6 +4,7 @@ import type { LogCallback, ProgressCallback } from '../events.js';
 import { computeMetrics } from '../metrics/index.js';
 import type { ParameterSnapshot, TrainingCallback, TrainingContext } from './callbacks.js';
 import type { EpochRecord, PhaseName } from './record.js';
+import { runCritical } from '../files/criticalSection.js';
 
 /** One phase's way of training and evaluating; the loop does everything else. */
 export interface EpochRunner {
@@ -85,9 +86,13 @@ export async function runPhase(loop: PhaseLoop): Promise<PhaseOutcome> {
       learningRate: runner.learningRate(),
       seconds: (performance.now() - started) / 1000,
     };
-    for (const callback of callbacks) {
-      await callback.onEpochEnd?.(record, context);
-    }
+    // The epoch's log line, log.csv, best model and checkpoint belong together, so an interrupt that
+    // arrives after the log line waits until the checkpoint is written.
+    await runCritical(async () => {
+      for (const callback of callbacks) {
+        await callback.onEpochEnd?.(record, context);
+      }
+    });
   }
   stopReason ||= `reached the limit of ${loop.maxEpochs} epochs`;
   log('info', `${runner.phase} phase ended: ${stopReason}`, { phase: runner.phase, epoch });

@@ -204,6 +204,7 @@ test('folder with none of the listed images is one error', async () => {
     { severity: 'error', file: path.join(dir, 'train_label.csv'), line: undefined },
     new RegExp(`none of the 2 images listed in this CSV is in ${path.join(dir, 'train')} \\(the first would be ${path.join(dir, 'train', '1.jpg')}\\); check that the image folder belongs to this CSV`),
   );
+  assert.equal(error.message.split('\n').at(-1), 'Fix the listed problems and run the command again.', 'no CSV format advice for a folder problem');
 });
 
 test('one listed image alone missing is a row error', async () => {
@@ -294,7 +295,7 @@ test('errors of both splits are reported at once', async () => {
   assert.match(lines[2], new RegExp(`^${trainCsv.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3: invalid value "2"`));
   // 2.jpg has a row, although an invalid one, so it must not be reported as unlisted.
   assert.equal(error.problems.length, 4, JSON.stringify(error.problems));
-  assert.match(lines[5], /^Fix the listed files and load again\./);
+  assert.match(lines[5], /^Fix the listed problems and run the command again\. Each label CSV needs a header like "filename,label1,label2"/);
   assert.equal(lines.length, 6);
 });
 

@@ -1,4 +1,5 @@
 // `multitag train`: train a classifier on a data folder and print its test metrics.
+import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
@@ -15,6 +16,7 @@ import { metricsTable } from '../format.js';
 import { integerOption, numberOption, positiveNumberOption } from '../options.js';
 import type { Terminal } from '../terminal.js';
 import { fileSystemProblem } from '../userErrors.js';
+import { whenNoCriticalWork } from '../../files/criticalSection.js';
 
 interface TrainFlags {
   data?: string;
@@ -171,13 +173,21 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
  * continues the run from its last checkpoint.
  */
 async function withResumeHint(runDir: string, body: () => Promise<void>): Promise<void> {
-  // Every file of the run is written atomically, so stopping at once on Ctrl-C loses at most the epoch
-  // in progress. The message shows the command that continues the run.
+  // Ctrl-C stops at once, except that a file write or the end-of-epoch bookkeeping in progress finishes
+  // first, so the epoch whose log line was shown is in the checkpoint and no temporary file is left.
+  // A second Ctrl-C stops without waiting. The message shows how to continue.
+  let interrupted = false;
   const onInterrupt = (): void => {
-    process.stderr.write(`\nmultitag: interrupted. Continue the run with: multitag train --resume ${runDir}\n`);
-    process.exit(130);
+    if (interrupted) {
+      process.exit(130);
+    }
+    interrupted = true;
+    void whenNoCriticalWork().then(() => {
+      process.stderr.write(`\n${interruptMessage(runDir)}\n`);
+      process.exit(130);
+    });
   };
-  process.once('SIGINT', onInterrupt);
+  process.on('SIGINT', onInterrupt);
   try {
     await body();
   } catch (error) {
@@ -190,6 +200,17 @@ async function withResumeHint(runDir: string, body: () => Promise<void>): Promis
   } finally {
     process.removeListener('SIGINT', onInterrupt);
   }
+}
+
+/** Returns what an interrupted train command tells the user, by how far the run folder got. */
+function interruptMessage(runDir: string): string {
+  if (!existsSync(join(runDir, runFiles.config))) {
+    return `multitag: interrupted before the run started, so nothing was saved. Run the same command again to start it.`;
+  }
+  if (!existsSync(join(runDir, runFiles.checkpoint))) {
+    return `multitag: interrupted before the first checkpoint. multitag train --resume ${runDir} starts the run again from its first epoch.`;
+  }
+  return `multitag: interrupted. Continue the run with: multitag train --resume ${runDir}`;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -226,7 +247,7 @@ function applyRecipe(options: TrainOptions, recipe: Partial<TrainOptions>, comma
 }
 
 function report(result: TrainResult, log: LogCallback): void {
-  log('info', `run folder ${result.runDir}: best epoch ${result.best.epoch} (${result.best.phase}), ${result.seconds.toFixed(1)} s in all`);
+  log('info', `run folder ${result.runDir}: best epoch ${result.best.epoch} (${result.best.phase}), ${result.seconds.toFixed(1)} s of training in this command`);
   process.stdout.write(metricsTable(result.testMetrics, 'Test metrics of the best model (threshold 0.5):'));
   if (result.thresholds.some((threshold) => threshold !== 0.5)) {
     process.stdout.write('\n');

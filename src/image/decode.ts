@@ -171,7 +171,7 @@ async function sharpDecodeError(
     return new ImageDecodeError(
       file,
       'unsupported-format',
-      `not an image, or in a format that sharp cannot decode${describeLeadingBytes(bytes)}`,
+      `not a JPEG, PNG, WebP, GIF, TIFF, AVIF or SVG image${describeLeadingBytes(bytes)}`,
       'Convert it to JPEG or PNG, or leave it out.',
       { cause: error },
     );

@@ -154,8 +154,11 @@ function sendError(reply: FastifyReply, error: HttpError): FastifyReply {
   return reply.code(error.statusCode).type('application/json; charset=utf-8').send(error.toBody());
 }
 
-/** Converts errors from Fastify, its multipart plugin and the batcher into HttpErrors. */
-function toHttpError(error: FastifyError | Error, options: ServeOptions): HttpError | undefined {
+/**
+ * Converts errors from Fastify, its multipart plugin and the batcher into HttpErrors. `contentType` is
+ * the request's Content-Type header, which the 415 message names.
+ */
+function toHttpError(error: FastifyError | Error, options: ServeOptions, contentType?: string): HttpError | undefined {
   if (error instanceof HttpError) {
     return error;
   }
@@ -176,7 +179,7 @@ function toHttpError(error: FastifyError | Error, options: ServeOptions): HttpEr
     case 'FST_FIELDS_LIMIT':
       return new HttpError(413, 'too-many-files', `The form has too many parts. Send at most ${options.maxFiles} image files and no other fields.`);
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new HttpError(415, 'unsupported-media-type', 'The request content type is not supported. Send an image with its image/* content type, or multipart/form-data with the image in the field "image".');
+      return new HttpError(415, 'unsupported-media-type', `The request content type ${contentType ? `"${contentType}"` : '(none given)'} is not supported. Send an image with its image/* content type, or multipart/form-data with the image in the field "image".`);
     case 'FST_INVALID_MULTIPART_CONTENT_TYPE':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
@@ -296,7 +299,7 @@ export async function buildApp(predictor: Predictor, batcher: InferenceBatcher, 
   });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    const httpError = toHttpError(error, options);
+    const httpError = toHttpError(error, options, request.headers['content-type']);
     if (httpError) {
       if (httpError.statusCode >= 500) {
         request.log.warn({ code: httpError.code }, httpError.message);

@@ -94,7 +94,7 @@ export async function runPhase(loop: PhaseLoop): Promise<PhaseOutcome> {
       }
     });
   }
-  stopReason ||= `reached the limit of ${loop.maxEpochs} epochs`;
+  stopReason ||= `reached the limit of ${loop.maxEpochs} ${loop.maxEpochs === 1 ? 'epoch' : 'epochs'}`;
   log('info', `${runner.phase} phase ended: ${stopReason}`, { phase: runner.phase, epoch });
 
   for (const callback of callbacks) {

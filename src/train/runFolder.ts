@@ -62,6 +62,9 @@ export async function checkRunFolder(dir: string): Promise<void> {
   }
   if (existing) {
     const entries = await readdir(dir);
+    if (entries.includes(runFiles.metrics)) {
+      throw new RunFolderError(`--out ${dir} holds a finished run (it has ${runFiles.metrics}). Choose a new folder; to use that run, pass it to multitag evaluate, predict or serve with --model ${dir}.`);
+    }
     if (entries.length > 0) {
       throw new RunFolderError(`--out ${dir} is not empty (it contains ${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}). Choose a new folder, or continue that run with --resume ${dir}.`);
     }

@@ -255,8 +255,22 @@ test('mean with two numbers is reported', async () => {
   assert.match(outcome.stderr, /--mean/);
 });
 
+test('out folder of a finished run is reported', async () => {
+  const outcome = await runCli(['train', '--data', dataDir, '--backbone', sharedBackbone, '--mean', '0.5', '--std', '0.5', '--out', runDir]);
+
+  assertUserError(outcome, runDir);
+  assert.match(outcome.stderr, /holds a finished run \(it has metrics\.json\)\. Choose a new folder/);
+});
+
 test('non-empty out folder is reported', async () => {
-  assertUserError(await runCli(['train', '--data', dataDir, '--backbone', sharedBackbone, '--mean', '0.5', '--std', '0.5', '--out', runDir]), runDir);
+  const occupied = path.join(tempDir, 'occupied');
+  await mkdir(occupied, { recursive: true });
+  await writeFile(path.join(occupied, 'notes.txt'), 'a file of another project\n');
+
+  const outcome = await runCli(['train', '--data', dataDir, '--backbone', sharedBackbone, '--mean', '0.5', '--std', '0.5', '--out', occupied]);
+
+  assertUserError(outcome, occupied);
+  assert.match(outcome.stderr, /is not empty \(it contains notes\.txt\)/);
 });
 
 test('predict on missing path is reported', async () => {

@@ -97,9 +97,9 @@ describe('bad files', () => {
       decodeImage(file),
       file,
       'unsupported-format',
-      /not an image, or in a format that sharp cannot decode \(first bytes: 68 65 6c 6c 6f 2c 20 74\)\. Convert it/,
+      /not a JPEG, PNG, WebP, GIF, TIFF, AVIF or SVG image \(first bytes: 68 65 6c 6c 6f 2c 20 74\)\. Convert it/,
     );
-    await assertDecodeError(probeImage(file), file, 'unsupported-format', /not an image/);
+    await assertDecodeError(probeImage(file), file, 'unsupported-format', /not a JPEG, PNG, WebP, GIF, TIFF, AVIF or SVG image/);
   });
 
   test('JPEG with extraneous bytes decodes', async () => {

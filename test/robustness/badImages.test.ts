@@ -44,7 +44,7 @@ interface BadFile {
 const badFiles: readonly BadFile[] = [
   { split: 'train', name: 'empty.jpg', reason: /file is empty \(0 bytes\)\. Replace it/ },
   { split: 'train', name: 'truncated.jpg', reason: /image data is truncated or corrupt/ },
-  { split: 'test', name: 'notes.jpg', reason: /not an image, or in a format that sharp cannot decode/ },
+  { split: 'test', name: 'notes.jpg', reason: /not a JPEG, PNG, WebP, GIF, TIFF, AVIF or SVG image/ },
   { split: 'test', name: 'bomb.png', reason: /image is 20000x20000 = 400000000 pixels, more than the limit of 100000000 pixels\. .*--max-pixels/ },
 ];
 

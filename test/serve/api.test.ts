@@ -215,6 +215,8 @@ describe('serve API', () => {
 
   test('wrong content type is 415', async () => {
     await expectError(await send('/predict', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hello' }), 415, 'unsupported-media-type');
+    const urlEncoded = await expectError(await send('/predict', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'a=b' }), 415, 'unsupported-media-type');
+    assert.match(urlEncoded.message, /content type "application\/x-www-form-urlencoded" is not supported/);
     await expectError(await send('/predict', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"image": "x"}' }), 415, 'unsupported-media-type');
     await expectError(await send('/predict', { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: await readBytes(testPhotos[0]) }), 415, 'unsupported-media-type');
     await expectError(await send('/predict', { method: 'POST', headers: { 'content-type': 'image/svg+xml' }, body: '<svg xmlns="http://www.w3.org/2000/svg"/>' }), 415, 'unsupported-media-type');

@@ -33,6 +33,8 @@ program
   .option('--verbose', 'also log debug messages')
   .version(packageJson.version, '--version', 'print the multitag version')
   .exitOverride()
+  // Commander starts its messages with "error: ", but every error of the CLI starts with "multitag: ".
+  .configureOutput({ outputError: (message, write) => write(message.replace(/^error: /, 'multitag: ')) })
   .showHelpAfterError('(run with --help for the options)');
 
 addTrainCommand(program, getTerminal);

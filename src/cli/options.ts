@@ -6,7 +6,7 @@ export function integerOption(min: number, max = Number.MAX_SAFE_INTEGER): (valu
   return (value) => {
     const parsed = Number(value);
     if (!Number.isInteger(parsed) || parsed < min || parsed > max) {
-      throw new InvalidArgumentError(`expected a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ' up'}, got "${value}".`);
+      throw new InvalidArgumentError(`Expected a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ' up'}, got "${value}".`);
     }
     return parsed;
   };
@@ -17,7 +17,7 @@ export function numberOption(min: number, max = Infinity): (value: string) => nu
   return (value) => {
     const parsed = Number(value);
     if (value.trim() === '' || !Number.isFinite(parsed) || parsed < min || parsed > max) {
-      throw new InvalidArgumentError(`expected a number from ${min}${Number.isFinite(max) ? ` to ${max}` : ' up'}, got "${value}".`);
+      throw new InvalidArgumentError(`Expected a number from ${min}${Number.isFinite(max) ? ` to ${max}` : ' up'}, got "${value}".`);
     }
     return parsed;
   };
@@ -28,7 +28,7 @@ export function positiveNumberOption(): (value: string) => number {
   return (value) => {
     const parsed = Number(value);
     if (value.trim() === '' || !Number.isFinite(parsed) || parsed <= 0) {
-      throw new InvalidArgumentError(`expected a positive number, got "${value}".`);
+      throw new InvalidArgumentError(`Expected a positive number, got "${value}".`);
     }
     return parsed;
   };

@@ -245,7 +245,7 @@ test('non-numeric epochs is reported', async () => {
   const outcome = await runCli(['train', '--data', dataDir, '--backbone', sharedBackbone, '--epochs', 'abc', '--out', path.join(tempDir, 'unused')]);
 
   assertUserError(outcome, 'abc');
-  assert.match(outcome.stderr, /--epochs/);
+  assert.match(outcome.stderr, /^multitag: option '--epochs <count>' argument 'abc' is invalid\. Expected a whole number from 1 up, got "abc"\./m);
 });
 
 test('mean with two numbers is reported', async () => {

@@ -213,6 +213,18 @@ test('images folder of another split is one error', async () => {
   assert.match(outcome.stderr, /none of the \d+ images listed in this CSV is in/);
 });
 
+test('resume of a finished run trains nothing', async () => {
+  const logBefore = await readFile(path.join(runDir, 'log.csv'), 'utf8');
+
+  const outcome = await runCli(['train', '--resume', runDir, '--threads', '2']);
+
+  assert.equal(outcome.code, 0, outcome.stderr);
+  assert.match(outcome.stderr, /finished training already, so nothing is resumed/);
+  assert.doesNotMatch(outcome.stderr, /resuming after epoch/);
+  assert.match(outcome.stdout, /Test metrics of the best model \(threshold 0\.5\):\n\s+micro-F1\s+0\.\d{4}/);
+  assert.equal(await readFile(path.join(runDir, 'log.csv'), 'utf8'), logBefore, 'log.csv is unchanged');
+});
+
 test('resume keeps --no-report', async () => {
   const quietRun = path.join(tempDir, 'quiet-run');
   const trainArguments = ['--data', dataDir, '--backbone', sharedBackbone, '--mean', '0.5', '--std', '0.5', '--epochs', '1', '--batch-size', '16', '--no-finetune'];

@@ -1,10 +1,11 @@
 // `multitag train`: train a classifier on a data folder and print its test metrics.
 import { existsSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { parseChannelTriple } from '../../backbone/preprocessing.js';
-import { trainingReportCallbacks, writeTrainingReport } from '../../report/report.js';
+import { reportFiles, trainingReportCallbacks, writeTrainingReport } from '../../report/report.js';
+import type { MultiLabelMetrics } from '../../metrics/multilabel.js';
 import { defaultTrainOptions, recipes, type RecipeName, type TrainOptions } from '../../train/options.js';
 import { monitoredMetrics, type MonitoredMetric } from '../../train/record.js';
 import { readRunConfig } from '../../train/runConfig.js';
@@ -106,6 +107,18 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
         // A run started with --no-report stays without the report when it is resumed.
         const stored = await readRunConfig(runDir);
         const writeReport = flags.report && stored.training.callerSettings?.report !== false;
+
+        // metrics.json is the last file training writes, so a run that has it needs at most its report.
+        const finished = await readFinishedMetrics(runDir);
+        if (finished !== undefined) {
+          log('info', `${runDir} finished training already, so nothing is resumed; train into a new --out folder to train again`);
+          process.stdout.write(metricsTable(finished, 'Test metrics of the best model (threshold 0.5):'));
+          if (writeReport && !(await exists(join(runDir, reportFiles.report)))) {
+            await writeTrainingReport(runDir, { log, onProgress });
+          }
+          return;
+        }
+
         await withResumeHint(runDir, async () => {
           const result = await resume(runDir, { log, onProgress, callbacks: trainingReportCallbacks(runDir) }, { threads: flags.threads });
           report(result, log);
@@ -211,6 +224,27 @@ function interruptMessage(runDir: string): string {
     return `multitag: interrupted before the first checkpoint. multitag train --resume ${runDir} starts the run again from its first epoch.`;
   }
   return `multitag: interrupted. Continue the run with: multitag train --resume ${runDir}`;
+}
+
+/** Returns the threshold-0.5 test metrics of a run that finished training, or undefined for an unfinished run. */
+async function readFinishedMetrics(runDir: string): Promise<MultiLabelMetrics | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(runDir, runFiles.metrics), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const path = join(runDir, runFiles.metrics);
+  let metrics: { testAtHalf?: MultiLabelMetrics };
+  try {
+    metrics = JSON.parse(text) as { testAtHalf?: MultiLabelMetrics };
+  } catch (error) {
+    throw new RunFolderError(`${path} is not valid JSON (${(error as Error).message}). Delete it to resume the run, or start a new run.`);
+  }
+  if (metrics.testAtHalf === undefined) {
+    throw new RunFolderError(`${path} has no testAtHalf metrics. Delete it to resume the run, or start a new run.`);
+  }
+  return metrics.testAtHalf;
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -63,32 +63,37 @@ export async function checkRunFolder(dir: string): Promise<void> {
   if (existing) {
     const entries = await readdir(dir);
     if (entries.includes(runFiles.metrics)) {
-      throw new RunFolderError(`--out ${dir} holds a finished run (it has ${runFiles.metrics}). Choose a new folder; to use that run, pass it to multitag evaluate, predict or serve with --model ${dir}.`);
+      throw new RunFolderError(`--out ${dir} contains a finished run (it has ${runFiles.metrics}). Choose a new folder. To use that run, pass it to multitag evaluate, predict or serve with --model ${dir}.`);
     }
     if (entries.length > 0) {
       throw new RunFolderError(`--out ${dir} is not empty (it contains ${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}). Choose a new folder, or continue that run with --resume ${dir}.`);
     }
     const problem = await writeProblem(dir);
     if (problem !== undefined) {
-      throw new RunFolderError(`--out ${dir} ${problem}; choose a writable path.`);
+      throw new RunFolderError(`--out ${dir} ${problem}. Choose a writable path.`);
     }
     return;
   }
 
   // The folder will be created inside its nearest existing ancestor, which must be a writable folder.
-  let ancestor = dirname(resolve(dir));
-  let ancestorStats = await stat(ancestor).catch(() => undefined);
-  while (ancestorStats === undefined && dirname(ancestor) !== ancestor) {
-    ancestor = dirname(ancestor);
-    ancestorStats = await stat(ancestor).catch(() => undefined);
+  const { parent } = await firstMissingFolder(dir);
+  const parentStats = await stat(parent).catch(() => undefined);
+  if (parentStats !== undefined && !parentStats.isDirectory()) {
+    throw new RunFolderError(`Could not create the run folder ${dir}: ${parent} is a file, not a folder. Fix the path or choose another --out folder.`);
   }
-  if (ancestorStats !== undefined && !ancestorStats.isDirectory()) {
-    throw new RunFolderError(`Could not create the run folder ${dir}: ${ancestor} is a file, not a folder. Fix the path or choose another --out folder.`);
-  }
-  const problem = await writeProblem(ancestor);
+  const problem = await writeProblem(parent);
   if (problem !== undefined) {
-    throw new RunFolderError(`Could not create the run folder ${dir}: ${ancestor} ${problem}. Fix the path or choose another --out folder.`);
+    throw new RunFolderError(`Could not create the run folder ${dir}: ${parent} ${problem}. Fix the path or choose another --out folder.`);
   }
+}
+
+/** Returns the highest missing folder on the path to `dir` and the existing folder that would contain it. */
+async function firstMissingFolder(dir: string): Promise<{ missing: string; parent: string }> {
+  let missing = resolve(dir);
+  while (dirname(missing) !== missing && (await stat(dirname(missing)).catch(() => undefined)) === undefined) {
+    missing = dirname(missing);
+  }
+  return { missing, parent: dirname(missing) };
 }
 
 /** Returns why new files cannot be created in the folder `dir`, or undefined when they can. */
@@ -124,11 +129,7 @@ export async function createRunFolder(dir: string): Promise<void> {
  * parent is on a read-only file system, so the first missing folder is created alone to get the real error.
  */
 async function explainMkdirFailure(dir: string, error: unknown): Promise<string> {
-  let missing = resolve(dir);
-  while (dirname(missing) !== missing && (await stat(dirname(missing)).catch(() => undefined)) === undefined) {
-    missing = dirname(missing);
-  }
-  const parent = dirname(missing);
+  const { missing, parent } = await firstMissingFolder(dir);
   let cause = error as NodeJS.ErrnoException;
   try {
     await mkdir(missing);

@@ -271,7 +271,7 @@ test('out folder of a finished run is reported', async () => {
   const outcome = await runCli(['train', '--data', dataDir, '--backbone', sharedBackbone, '--mean', '0.5', '--std', '0.5', '--out', runDir]);
 
   assertUserError(outcome, runDir);
-  assert.match(outcome.stderr, /holds a finished run \(it has metrics\.json\)\. Choose a new folder/);
+  assert.match(outcome.stderr, /contains a finished run \(it has metrics\.json\)\. Choose a new folder\./);
 });
 
 test('non-empty out folder is reported', async () => {

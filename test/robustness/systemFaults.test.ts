@@ -120,7 +120,7 @@ describe('read-only file system', () => {
 
     const outcome = await runCli(trainArguments(data.dir, mount.dir));
 
-    assertUserError(outcome, [`--out ${mount.dir} is on a read-only file system; choose a writable path.`]);
+    assertUserError(outcome, [`--out ${mount.dir} is on a read-only file system. Choose a writable path.`]);
     assert.doesNotMatch(outcome.stderr, /training on \d+ images/, 'the folder is checked before the images are decoded');
     assert.deepEqual(await readdir(mount.dir), []);
   });

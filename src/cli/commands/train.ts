@@ -1,11 +1,10 @@
 // `multitag train`: train a classifier on a data folder and print its test metrics.
-import { existsSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { parseChannelTriple } from '../../backbone/preprocessing.js';
 import { reportFiles, trainingReportCallbacks, writeTrainingReport } from '../../report/report.js';
-import type { MultiLabelMetrics } from '../../metrics/multilabel.js';
+import { readRunMetrics } from '../../report/runConfig.js';
 import { defaultTrainOptions, recipes, type RecipeName, type TrainOptions } from '../../train/options.js';
 import { monitoredMetrics, type MonitoredMetric } from '../../train/record.js';
 import { readRunConfig } from '../../train/runConfig.js';
@@ -109,10 +108,10 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
         const writeReport = flags.report && stored.training.callerSettings?.report !== false;
 
         // metrics.json is the last file training writes, so a run that has it needs at most its report.
-        const finished = await readFinishedMetrics(runDir);
-        if (finished !== undefined) {
-          log('info', `${runDir} finished training already, so nothing is resumed; train into a new --out folder to train again`);
-          process.stdout.write(metricsTable(finished, 'Test metrics of the best model (threshold 0.5):'));
+        const finished = await readRunMetrics(runDir);
+        if (finished.length > 0) {
+          log('info', `${runDir} finished training already, so nothing is resumed. Train into a new --out folder to train again.`);
+          process.stdout.write(finished.map((stored) => metricsTable(stored.metrics, `Test metrics of the best model (${stored.title}):`)).join('\n'));
           if (writeReport && !(await exists(join(runDir, reportFiles.report)))) {
             await writeTrainingReport(runDir, { log, onProgress });
           }
@@ -195,8 +194,8 @@ async function withResumeHint(runDir: string, body: () => Promise<void>): Promis
       process.exit(130);
     }
     interrupted = true;
-    void whenNoCriticalWork().then(() => {
-      process.stderr.write(`\n${interruptMessage(runDir)}\n`);
+    void whenNoCriticalWork().then(async () => {
+      process.stderr.write(`\n${await interruptMessage(runDir)}\n`);
       process.exit(130);
     });
   };
@@ -215,36 +214,15 @@ async function withResumeHint(runDir: string, body: () => Promise<void>): Promis
   }
 }
 
-/** Returns what an interrupted train command tells the user, by how far the run folder got. */
-function interruptMessage(runDir: string): string {
-  if (!existsSync(join(runDir, runFiles.config))) {
+/** Builds the message of an interrupted train command from how far the run folder got. */
+async function interruptMessage(runDir: string): Promise<string> {
+  if (!(await exists(join(runDir, runFiles.config)))) {
     return `multitag: interrupted before the run started, so nothing was saved. Run the same command again to start it.`;
   }
-  if (!existsSync(join(runDir, runFiles.checkpoint))) {
+  if (!(await exists(join(runDir, runFiles.checkpoint)))) {
     return `multitag: interrupted before the first checkpoint. multitag train --resume ${runDir} starts the run again from its first epoch.`;
   }
   return `multitag: interrupted. Continue the run with: multitag train --resume ${runDir}`;
-}
-
-/** Returns the threshold-0.5 test metrics of a run that finished training, or undefined for an unfinished run. */
-async function readFinishedMetrics(runDir: string): Promise<MultiLabelMetrics | undefined> {
-  let text: string;
-  try {
-    text = await readFile(join(runDir, runFiles.metrics), 'utf8');
-  } catch {
-    return undefined;
-  }
-  const path = join(runDir, runFiles.metrics);
-  let metrics: { testAtHalf?: MultiLabelMetrics };
-  try {
-    metrics = JSON.parse(text) as { testAtHalf?: MultiLabelMetrics };
-  } catch (error) {
-    throw new RunFolderError(`${path} is not valid JSON (${(error as Error).message}). Delete it to resume the run, or start a new run.`);
-  }
-  if (metrics.testAtHalf === undefined) {
-    throw new RunFolderError(`${path} has no testAtHalf metrics. Delete it to resume the run, or start a new run.`);
-  }
-  return metrics.testAtHalf;
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -15,7 +15,7 @@ const invertedResidualBlocks = 17;
 /** Alternating rounds of multitag and PyTorch per configuration. */
 const rounds = 3;
 
-/** One measured configuration; times are medians over the rounds of each round's median step. */
+/** One measured configuration. Its times are medians over the rounds of each round's median step. */
 export interface StepFigures {
   configuration: string;
   multitagMsPerImage: number;

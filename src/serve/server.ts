@@ -98,7 +98,7 @@ function bodyLimitText(bytes: number): string {
   return `${mebibytes} MiB (${bytes} bytes, set by --max-body-mb)`;
 }
 
-/** Methods of each fixed endpoint path; another method on these paths gets 405 with Allow. */
+/** Methods of each fixed endpoint path. Another method on one of these paths gets 405 with Allow. */
 const endpointMethods: Record<string, readonly string[]> = {
   '/predict': ['POST'],
   '/predict/batch': ['POST'],
@@ -314,7 +314,7 @@ export async function buildApp(predictor: Predictor, batcher: InferenceBatcher, 
     const path = request.url.split('?')[0];
     const allowed = endpointMethods[path];
     if (allowed !== undefined) {
-      return sendError(reply, new HttpError(405, 'method-not-allowed', `${request.method} ${path} is not supported; use ${allowed.filter((method) => method !== 'HEAD').join(' or ')} ${path}.`, undefined, allowed));
+      return sendError(reply, new HttpError(405, 'method-not-allowed', `${request.method} ${path} is not supported. Use ${allowed.filter((method) => method !== 'HEAD').join(' or ')} ${path}.`, undefined, allowed));
     }
     return sendError(reply, new HttpError(404, 'not-found', `${request.method} ${path} does not exist. The endpoints are POST /predict, POST /predict/batch, GET /labels, GET /health and the page at GET /.`));
   });

@@ -206,7 +206,7 @@ describe('serve API', () => {
     const getPredict = await send('/predict');
     assert.equal(getPredict.headers.get('allow'), 'POST');
     const body = await expectError(getPredict, 405, 'method-not-allowed');
-    assert.match(body.message, /GET \/predict is not supported; use POST \/predict/);
+    assert.match(body.message, /GET \/predict is not supported\. Use POST \/predict\./);
 
     const postLabels = await send('/labels', { method: 'POST', body: 'x' });
     assert.equal(postLabels.headers.get('allow'), 'GET, HEAD');

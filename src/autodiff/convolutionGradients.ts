@@ -5,6 +5,7 @@ import { describeNode } from '../onnx/graph.js';
 import { type GradientContext, UnsupportedGradientError } from './gradientContext.js';
 import type { GraphBuilder, Shape } from './graphBuilder.js';
 import { type WindowGeometry, windowGeometry } from './windowGeometry.js';
+import { tapsToMatrix } from './depthwiseLowering.js';
 
 /** Smallest int64, the standard Slice end for "through index 0" with a negative step. */
 const INT64_MIN = -(2 ** 63);
@@ -19,6 +20,11 @@ interface ConvolutionSetup {
   outputShape: Shape;
   geometry: WindowGeometry;
   group: number;
+}
+
+/** Entries of one channel's convolution matrix: input pixels times output pixels. */
+function matrixEntries(geometry: WindowGeometry): number {
+  return geometry.inputSize[0] * geometry.inputSize[1] * geometry.outputSize[0] * geometry.outputSize[1];
 }
 
 function isPointwise(setup: ConvolutionSetup): boolean {
@@ -205,6 +211,32 @@ function depthwiseIm2colWeightGradient(builder: GraphBuilder, setup: Convolution
 }
 
 /**
+ * Gradient of a depthwise Conv weight through each channel's convolution matrix M [P, Q] (see
+ * depthwiseLowering.ts): gM[c] = X[c]ᵀ gY[c] over the batch is one batched MatMul of [C, P, N] by
+ * [C, N, Q], and gW [C, K] = gM [C, P*Q] times the tap map S [K, P*Q] transposed. This does P*Q
+ * multiply-adds per image and channel instead of K*Q, but as a few large GEMMs it beats the im2col
+ * on small maps.
+ */
+function depthwiseMatrixWeightGradient(builder: GraphBuilder, setup: ConvolutionSetup): string {
+  const [batch, channels] = setup.inputShape;
+  const [, , kernelHeight, kernelWidth] = setup.weightShape;
+  const { geometry } = setup;
+  const inputPixels = geometry.inputSize[0] * geometry.inputSize[1];
+  const outputPixels = geometry.outputSize[0] * geometry.outputSize[1];
+
+  const inputRows = builder.reshape(setup.input, [batch, channels, inputPixels]);
+  const inputColumns = builder.transpose(inputRows, [1, 2, 0], `${setup.input}_pixels_by_image`);
+  const gradientRows = builder.reshape(setup.gradient, [batch, channels, outputPixels]);
+  const gradientByChannel = builder.transpose(gradientRows, [1, 0, 2], `${setup.gradient}_by_channel`);
+  const matrixGradient = builder.add('MatMul', [inputColumns, gradientByChannel], {}, { hint: `${setup.weight}_matrix_grad` });
+
+  const matrixRows = builder.reshape(matrixGradient, [channels, inputPixels * outputPixels]);
+  const tapMap = builder.constantFloat(tapsToMatrix(geometry), [kernelHeight * kernelWidth, inputPixels * outputPixels], `${setup.weight}_taps_to_matrix`);
+  const tapGradient = builder.add('Gemm', [matrixRows, tapMap], { transB: 1 }, { hint: `${setup.weight}_grad_taps` });
+  return builder.reshape(tapGradient, [channels, 1, kernelHeight, kernelWidth]);
+}
+
+/**
  * Gradient of a group-1 Conv weight with few input channels, such as a stem convolution on RGB
  * images: with the patches P [N, C*K, Ho*Wo] of oneHotIm2col, gW [M, C*K] is the sum over images of
  * gY[n] [M, Ho*Wo] times P[n]ᵀ, one well-shaped GEMM per image.
@@ -233,13 +265,21 @@ const SMALL_IM2COL_ROWS = 64;
  * fine-tuning stays slower than PyTorch on 2 x86 cores. onnxruntime 1.31 reorders a Conv into its
  * fast blocked (NCHWc) layout only when the weight is a constant initializer. The NchwcTransformer
  * checks this, and the weights of a training graph are inputs. Its direct depthwise kernel is
- * compiled only for WebAssembly and ARM64. So every depthwise Conv here runs as an im2col and a
- * one-row GEMM per image and channel. On 2 cores at batch 32, these also measured no faster: slices
- * with Mul and ReduceSum, block-diagonal grouped convolutions, zero insertion instead of
- * ConvTranspose, and im2col over a [N*C, 1, H, W] view.
+ * compiled only for WebAssembly and ARM64. So a depthwise Conv here runs as an im2col and a one-row
+ * GEMM per image and channel. On small maps, batched MatMuls with each channel's convolution matrix
+ * do better (depthwiseLowering.ts and depthwiseMatrixWeightGradient). On 2 cores at batch 32, these
+ * measured no faster: slices with Mul and ReduceSum, block-diagonal grouped convolutions, zero
+ * insertion or a phase split with DepthToSpace instead of ConvTranspose, im2col over a [N*C, 1, H, W]
+ * view. Separate row and column shifts instead of the nine-tap im2col saved 0.3 ms/image on the one
+ * 112x112 stride-1 layer and nothing elsewhere, too little for another formulation.
  */
 export const convolutionFormulations = {
   depthwiseWeightGradient: 'im2col' as 'im2col' | 'batchAsChannels',
+  /**
+   * Largest product of input and output pixels for which a depthwise weight gradient goes through
+   * the convolution matrix (depthwiseMatrixWeightGradient) instead of the im2col; 0 turns it off.
+   */
+  depthwiseMatrixMaxEntries: 38416,
   /** Images per im2col chunk in depthwise weight gradients with a static batch; 0 means the whole batch. */
   depthwiseImagesPerChunk: 0,
 };
@@ -333,6 +373,8 @@ export function convolutionGradient(context: GradientContext): (string | undefin
     const depthwise = groupInputChannels === 1 && outputChannels === setup.group;
     if (isPointwise(setup) && setup.group === 1) {
       weightGradient = pointwiseWeightGradient(builder, setup);
+    } else if (depthwise && matrixEntries(setup.geometry) <= convolutionFormulations.depthwiseMatrixMaxEntries) {
+      weightGradient = depthwiseMatrixWeightGradient(builder, setup);
     } else if (depthwise && convolutionFormulations.depthwiseWeightGradient === 'im2col') {
       weightGradient = depthwiseIm2colWeightGradient(builder, setup);
     } else if (setup.group === 1 && groupInputChannels * setup.geometry.kernel[0] * setup.geometry.kernel[1] <= SMALL_IM2COL_ROWS) {

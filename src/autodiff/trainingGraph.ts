@@ -19,6 +19,7 @@ import {
 import { makeNode, nodesNeededFor, topologicalSort } from '../onnx/graph.js';
 import { buildBackward } from './backward.js';
 import { GraphBuilder, type Shape } from './graphBuilder.js';
+import { lowerSmallDepthwiseConvolutions } from './depthwiseLowering.js';
 import { TRAINING_OPSET, upgradeNodes } from './opsetUpgrade.js';
 import { inferShapes } from './shapeInference.js';
 
@@ -186,7 +187,7 @@ export function buildTrainingGraph(spec: TrainingGraphSpec): TrainingGraph {
     return name;
   };
   const upgraded = upgradeNodes(topologicalSort(forwardGraph.node ?? []), forwardOpset, freshForwardName);
-  const forwardNodes = nodesNeededFor(upgraded.nodes, [spec.logitsName]);
+  let forwardNodes = nodesNeededFor(upgraded.nodes, [spec.logitsName]);
   const allInitializers = [...initializerList, ...upgraded.initializers];
 
   const inputShape = imageShape(spec);
@@ -194,8 +195,19 @@ export function buildTrainingGraph(spec: TrainingGraphSpec): TrainingGraph {
   for (const tensor of allInitializers) {
     knownShapes.set(tensor.name ?? '', tensorDims(tensor));
   }
-  const int64Constants = collectConstants(allInitializers, forwardNodes);
-  const shapes = inferShapes(forwardNodes, { shapes: knownShapes, int64Constants });
+  let int64Constants = collectConstants(allInitializers, forwardNodes);
+  let shapes = inferShapes(forwardNodes, { shapes: knownShapes, int64Constants });
+
+  const lowering = lowerSmallDepthwiseConvolutions(forwardNodes, shapes, new Set(spec.trainable), takenNames);
+  if (lowering.lowered > 0) {
+    forwardNodes = lowering.nodes;
+    allInitializers.push(...lowering.initializers);
+    for (const tensor of lowering.initializers) {
+      knownShapes.set(tensor.name ?? '', tensorDims(tensor));
+    }
+    int64Constants = collectConstants(allInitializers, forwardNodes);
+    shapes = inferShapes(forwardNodes, { shapes: knownShapes, int64Constants });
+  }
   const logitsShape = shapes.get(spec.logitsName);
   if (!logitsShape || logitsShape.length !== 2 || logitsShape[1] < 0) {
     throw new Error(`logits ${spec.logitsName} must have a static shape [N, L], but shape inference found ${logitsShape ? `[${logitsShape.join(', ')}]` : 'none'}`);

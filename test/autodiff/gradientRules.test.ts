@@ -5,6 +5,7 @@ import { type NodeProto, type TensorProto, float32Tensor, int64Tensor } from '..
 import { type AttributeValue, makeNode } from '../../src/onnx/graph.js';
 import { gradientRules } from '../../src/autodiff/gradientRules.js';
 import { convolutionFormulations } from '../../src/autodiff/convolutionGradients.js';
+import { depthwiseLowering } from '../../src/autodiff/depthwiseLowering.js';
 import { buildTrainingGraph } from '../../src/autodiff/trainingGraph.js';
 import { buildModel, checkGradients, describeChecks, failedChecks, randomArray, randomTensor, seededRandom } from './helpers.js';
 
@@ -84,6 +85,7 @@ const cases: RuleCase[] = [
   convolutionCase('Conv 1x1 stride 2', 4, 3, [1, 1], { strides: [2, 2] }, 5, [3, 3], true),
   convolutionCase('Conv depthwise stride 1', 4, 4, [3, 3], { group: 4, pads: [1, 1, 1, 1] }, 6, [6, 6], true),
   convolutionCase('Conv depthwise stride 2', 4, 4, [3, 3], { group: 4, strides: [2, 2], pads: [0, 0, 1, 1] }, 8, [4, 4], true),
+  convolutionCase('Conv depthwise stride 2 uneven pads dilation 2', 3, 3, [3, 3], { group: 3, strides: [2, 1], pads: [2, 1, 0, 2], dilations: [2, 2] }, 7, [3, 6], true),
   convolutionCase('Conv depthwise multiplier 2', 3, 6, [3, 3], { group: 3, pads: [1, 1, 1, 1] }, 5, [5, 5], false),
   convolutionCase('Conv grouped stride 1', 4, 6, [3, 3], { group: 2, pads: [1, 1, 1, 1] }, 5, [5, 5], true),
   convolutionCase('Conv grouped stride 2', 4, 6, [3, 3], { group: 2, strides: [2, 2], pads: [1, 1, 1, 1] }, 6, [3, 3], false),
@@ -471,24 +473,63 @@ describe('pointwise weight-gradient forms', () => {
   }
 });
 
-describe('depthwise weight-gradient formulations', () => {
-  const depthwiseCases = cases.filter((ruleCase) => ruleCase.name.startsWith('Conv depthwise'));
+describe('depthwise convolution formulations', () => {
+  // The default settings lower these small depthwise Convs to MatMuls. Each variant here turns the
+  // lowering off, so the Conv gradient rules get the same finite-difference checks.
+  const depthwiseCases = cases.filter((ruleCase) => ruleCase.name.startsWith('Conv depthwise') && !ruleCase.name.includes('multiplier'));
   const variants = [
-    { name: 'batch as channels', depthwiseWeightGradient: 'batchAsChannels' as const, depthwiseImagesPerChunk: 0 },
-    { name: 'im2col per image', depthwiseWeightGradient: 'im2col' as const, depthwiseImagesPerChunk: 1 },
+    { name: 'convolution-matrix weight gradient', formulations: { depthwiseWeightGradient: 'im2col' as const, depthwiseImagesPerChunk: 0, depthwiseMatrixMaxEntries: 1e9 } },
+    { name: 'im2col', formulations: { depthwiseWeightGradient: 'im2col' as const, depthwiseImagesPerChunk: 0, depthwiseMatrixMaxEntries: 0 } },
+    { name: 'im2col per image', formulations: { depthwiseWeightGradient: 'im2col' as const, depthwiseImagesPerChunk: 1, depthwiseMatrixMaxEntries: 0 } },
+    { name: 'batch as channels', formulations: { depthwiseWeightGradient: 'batchAsChannels' as const, depthwiseImagesPerChunk: 0, depthwiseMatrixMaxEntries: 0 } },
   ];
-  for (const variant of variants) {
-    for (const [caseIndex, ruleCase] of depthwiseCases.entries()) {
-      test(`${ruleCase.name}, ${variant.name}`, async () => {
-        const saved = { ...convolutionFormulations };
-        convolutionFormulations.depthwiseWeightGradient = variant.depthwiseWeightGradient;
-        convolutionFormulations.depthwiseImagesPerChunk = variant.depthwiseImagesPerChunk;
-        try {
-          await checkCase(ruleCase, 2000 + caseIndex);
-        } finally {
-          Object.assign(convolutionFormulations, saved);
-        }
-      });
+
+  async function withFormulations<T>(formulations: Partial<typeof convolutionFormulations>, maxLoweredEntries: number, run: () => T | Promise<T>): Promise<T> {
+    const saved = { ...convolutionFormulations };
+    const savedLowering = depthwiseLowering.maxMatrixEntries;
+    Object.assign(convolutionFormulations, formulations);
+    depthwiseLowering.maxMatrixEntries = maxLoweredEntries;
+    try {
+      return await run();
+    } finally {
+      Object.assign(convolutionFormulations, saved);
+      depthwiseLowering.maxMatrixEntries = savedLowering;
     }
   }
+
+  // The Conv gradient rules support dilation 1 only; a lowered Conv has no such limit.
+  const undilatedCases = depthwiseCases.filter((ruleCase) => !ruleCase.name.includes('dilation'));
+  for (const variant of variants) {
+    for (const [caseIndex, ruleCase] of undilatedCases.entries()) {
+      test(`${ruleCase.name}, ${variant.name}`, () => withFormulations(variant.formulations, 0, () => checkCase(ruleCase, 2000 + caseIndex)));
+    }
+  }
+
+  function trainingNodes(ruleCase: RuleCase, trainableFilter: (name: string) => boolean = () => true): NodeProto[] {
+    const { model, trainable } = buildCaseModel(ruleCase, seededRandom(11));
+    const batchSize = ruleCase.dynamicBatch ? undefined : ruleCase.inputShape[0];
+    return buildTrainingGraph({ forward: model, inputName: 'images', logitsName: 'logits', trainable: trainable.filter(trainableFilter), batchSize }).model.graph?.node ?? [];
+  }
+
+  for (const ruleCase of depthwiseCases) {
+    test(`${ruleCase.name}, lowered by default`, () => {
+      const operators = trainingNodes(ruleCase).map((graphNode) => graphNode.opType);
+      assert.ok(!operators.includes('Conv'), `operators: ${operators.join(', ')}`);
+      assert.ok(!operators.includes('ConvTranspose'), `operators: ${operators.join(', ')}`);
+      assert.ok(operators.includes('MatMul'), `operators: ${operators.join(', ')}`);
+    });
+  }
+
+  test('frozen depthwise weight keeps Conv', () => {
+    const ruleCase = depthwiseCases[0];
+    const operators = trainingNodes(ruleCase, (name) => name !== 'conv_weight').map((graphNode) => graphNode.opType);
+    assert.ok(operators.includes('Conv'), `operators: ${operators.join(', ')}`);
+  });
+
+  test('map above lowering limit keeps Conv', () =>
+    withFormulations({ depthwiseMatrixMaxEntries: 1e9 }, 10, () => {
+      const nodes = trainingNodes(depthwiseCases[0]);
+      assert.ok(nodes.some((graphNode) => graphNode.opType === 'Conv' && (graphNode.input ?? [])[1] === 'conv_weight'));
+      assert.ok(nodes.some((graphNode) => graphNode.opType === 'MatMul' && (graphNode.output ?? []).some((name) => name.startsWith('conv_weight_matrix_grad'))));
+    }));
 });

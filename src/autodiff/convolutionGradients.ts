@@ -27,6 +27,11 @@ function matrixEntries(geometry: WindowGeometry): number {
   return geometry.inputSize[0] * geometry.inputSize[1] * geometry.outputSize[0] * geometry.outputSize[1];
 }
 
+/** Returns the batch size that formulation choices assume for `setup`, or 0 when it is unknown. */
+function expectedImages(setup: ConvolutionSetup, builder: GraphBuilder): number {
+  return setup.inputShape[0] > 0 ? setup.inputShape[0] : (builder.expectedBatchSize ?? 0);
+}
+
 function isPointwise(setup: ConvolutionSetup): boolean {
   const { kernel, strides, padsBegin, padsEnd } = setup.geometry;
   return [...kernel, ...strides].every((value) => value === 1) && [...padsBegin, ...padsEnd].every((pad) => pad === 0);
@@ -276,10 +281,13 @@ const SMALL_IM2COL_ROWS = 64;
 export const convolutionFormulations = {
   depthwiseWeightGradient: 'im2col' as 'im2col' | 'batchAsChannels',
   /**
-   * Largest product of input and output pixels for which a depthwise weight gradient goes through
-   * the convolution matrix (depthwiseMatrixWeightGradient) instead of the im2col; 0 turns it off.
+   * Largest product of input and output pixels, per image of the batch, for which a depthwise weight
+   * gradient goes through the convolution matrix (depthwiseMatrixWeightGradient) instead of the
+   * im2col. Its matrix gradient costs the same for any batch, so small batches do not pay it back.
+   * On 2 cores a 14x14 map with 576 channels (38416 entries) measured 30 % faster at batch 32, no
+   * faster at 16 and twice as slow at 8. 0 turns it off, and it is off when the batch is unknown.
    */
-  depthwiseMatrixMaxEntries: 38416,
+  depthwiseMatrixMaxEntriesPerImage: 1536,
   /** Images per im2col chunk in depthwise weight gradients with a static batch; 0 means the whole batch. */
   depthwiseImagesPerChunk: 0,
 };
@@ -373,7 +381,7 @@ export function convolutionGradient(context: GradientContext): (string | undefin
     const depthwise = groupInputChannels === 1 && outputChannels === setup.group;
     if (isPointwise(setup) && setup.group === 1) {
       weightGradient = pointwiseWeightGradient(builder, setup);
-    } else if (depthwise && matrixEntries(setup.geometry) <= convolutionFormulations.depthwiseMatrixMaxEntries) {
+    } else if (depthwise && matrixEntries(setup.geometry) <= convolutionFormulations.depthwiseMatrixMaxEntriesPerImage * expectedImages(setup, builder)) {
       weightGradient = depthwiseMatrixWeightGradient(builder, setup);
     } else if (depthwise && convolutionFormulations.depthwiseWeightGradient === 'im2col') {
       weightGradient = depthwiseIm2colWeightGradient(builder, setup);

@@ -21,6 +21,11 @@ export interface AddOptions {
 export class GraphBuilder {
   readonly nodes: NodeProto[] = [];
   readonly initializers: TensorProto[] = [];
+  /**
+   * Images per run that formulation choices assume: the static batch size, or for a dynamic batch the
+   * size callers usually run, such as the micro-batch size. Undefined when unknown.
+   */
+  expectedBatchSize: number | undefined;
   private readonly names = new Set<string>();
   private readonly shapes: Map<string, Shape>;
   private readonly constantValues = new Map<string, readonly number[]>();

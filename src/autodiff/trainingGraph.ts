@@ -34,6 +34,11 @@ export interface TrainingGraphSpec {
   trainable: readonly string[];
   /** Static batch size; without it the batch dimension stays dynamic. */
   batchSize?: number;
+  /**
+   * Images per run that a dynamic-batch graph is built for, such as the micro-batch size. Some
+   * gradient formulations are faster only for large enough batches; the shapes stay dynamic.
+   */
+  expectedBatchSize?: number;
 }
 
 export interface TrainingGraph {
@@ -214,6 +219,7 @@ export function buildTrainingGraph(spec: TrainingGraphSpec): TrainingGraph {
   }
 
   const builder = new GraphBuilder(takenNames, shapes, int64Constants);
+  builder.expectedBatchSize = spec.batchSize ?? spec.expectedBatchSize;
   const logitsGradient = appendLoss(builder, spec.logitsName, logitsShape);
   const parameterNames = [...spec.trainable];
   const gradients = buildBackward(forwardNodes, builder, new Map([[spec.logitsName, logitsGradient]]), parameterNames);

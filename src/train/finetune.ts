@@ -72,6 +72,7 @@ export class FinetuneRunner implements EpochRunner {
       inputName: inputs.backbone.inputName,
       logitsName: logitsOutput,
       trainable: [...this.parameterValues.keys()],
+      expectedBatchSize: inputs.microBatchSize,
     });
     this.parameterNames = graph.parameterNames;
     this.gradientNames = graph.gradientNames;

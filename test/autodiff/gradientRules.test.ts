@@ -427,7 +427,7 @@ async function checkCase(ruleCase: RuleCase, seed: number): Promise<void> {
     trainable,
     images,
     targets,
-    { step: ruleCase.step ?? 1e-2, largestEntries: 4, randomEntries: 4, seed },
+    { step: ruleCase.step ?? 1e-2, largestEntries: 4, randomEntries: 4, seed, expectedBatchSize: ruleCase.inputShape[0] },
     ruleCase.dynamicBatch ? undefined : ruleCase.inputShape[0],
   );
 
@@ -478,10 +478,10 @@ describe('depthwise convolution formulations', () => {
   // lowering off, so the Conv gradient rules get the same finite-difference checks.
   const depthwiseCases = cases.filter((ruleCase) => ruleCase.name.startsWith('Conv depthwise') && !ruleCase.name.includes('multiplier'));
   const variants = [
-    { name: 'convolution-matrix weight gradient', formulations: { depthwiseWeightGradient: 'im2col' as const, depthwiseImagesPerChunk: 0, depthwiseMatrixMaxEntries: 1e9 } },
-    { name: 'im2col', formulations: { depthwiseWeightGradient: 'im2col' as const, depthwiseImagesPerChunk: 0, depthwiseMatrixMaxEntries: 0 } },
-    { name: 'im2col per image', formulations: { depthwiseWeightGradient: 'im2col' as const, depthwiseImagesPerChunk: 1, depthwiseMatrixMaxEntries: 0 } },
-    { name: 'batch as channels', formulations: { depthwiseWeightGradient: 'batchAsChannels' as const, depthwiseImagesPerChunk: 0, depthwiseMatrixMaxEntries: 0 } },
+    { name: 'convolution-matrix weight gradient', formulations: { depthwiseWeightGradient: 'im2col' as const, depthwiseImagesPerChunk: 0, depthwiseMatrixMaxEntriesPerImage: 1e9 } },
+    { name: 'im2col', formulations: { depthwiseWeightGradient: 'im2col' as const, depthwiseImagesPerChunk: 0, depthwiseMatrixMaxEntriesPerImage: 0 } },
+    { name: 'im2col per image', formulations: { depthwiseWeightGradient: 'im2col' as const, depthwiseImagesPerChunk: 1, depthwiseMatrixMaxEntriesPerImage: 0 } },
+    { name: 'batch as channels', formulations: { depthwiseWeightGradient: 'batchAsChannels' as const, depthwiseImagesPerChunk: 0, depthwiseMatrixMaxEntriesPerImage: 0 } },
   ];
 
   async function withFormulations<T>(formulations: Partial<typeof convolutionFormulations>, maxLoweredEntries: number, run: () => T | Promise<T>): Promise<T> {
@@ -526,8 +526,20 @@ describe('depthwise convolution formulations', () => {
     assert.ok(operators.includes('Conv'), `operators: ${operators.join(', ')}`);
   });
 
+  test('matrix weight gradient needs batch 32', () => {
+    // A 14x14 map has 38416 matrix entries: more than 1536 per image at batch 8, fewer at batch 32.
+    const ruleCase = convolutionCase('depthwise 14x14', 4, 4, [3, 3], { group: 4, pads: [1, 1, 1, 1] }, 14, [14, 14], false);
+    const usesMatrix = (batchSize: number) => {
+      const { model, trainable } = buildCaseModel(ruleCase, seededRandom(5));
+      const nodes = buildTrainingGraph({ forward: model, inputName: 'images', logitsName: 'logits', trainable, batchSize }).model.graph?.node ?? [];
+      return nodes.some((graphNode) => (graphNode.output ?? []).some((name) => name.startsWith('conv_weight_matrix_grad')));
+    };
+    assert.equal(usesMatrix(8), false);
+    assert.equal(usesMatrix(32), true);
+  });
+
   test('map above lowering limit keeps Conv', () =>
-    withFormulations({ depthwiseMatrixMaxEntries: 1e9 }, 10, () => {
+    withFormulations({ depthwiseMatrixMaxEntriesPerImage: 1e9 }, 10, () => {
       const nodes = trainingNodes(depthwiseCases[0]);
       assert.ok(nodes.some((graphNode) => graphNode.opType === 'Conv' && (graphNode.input ?? [])[1] === 'conv_weight'));
       assert.ok(nodes.some((graphNode) => graphNode.opType === 'MatMul' && (graphNode.output ?? []).some((name) => name.startsWith('conv_weight_matrix_grad'))));

@@ -103,6 +103,8 @@ export interface GradientCheckOptions {
   seed?: number;
   /** Parameters to check; default all trainable ones. */
   checkedParameters?: readonly string[];
+  /** Batch size that the formulations of a dynamic-batch graph are chosen for. */
+  expectedBatchSize?: number;
 }
 
 /**
@@ -119,7 +121,7 @@ export async function checkGradients(
   options: GradientCheckOptions,
   batchSize?: number,
 ): Promise<{ checks: GradientCheck[]; training: TrainingGraph; loss: number }> {
-  const training = buildTrainingGraph({ forward, inputName, logitsName, trainable, batchSize });
+  const training = buildTrainingGraph({ forward, inputName, logitsName, trainable, batchSize, expectedBatchSize: options.expectedBatchSize });
   const trainingSession = await createSession(training.model);
   const parameters = initializerValues(forward, trainable);
   const labelCount = targets.length / images.dims[0];

@@ -5,7 +5,7 @@ import { describeNode } from '../onnx/graph.js';
 import { type GradientContext, UnsupportedGradientError } from './gradientContext.js';
 import type { GraphBuilder, Shape } from './graphBuilder.js';
 import { type WindowGeometry, windowGeometry } from './windowGeometry.js';
-import { tapsToMatrix } from './depthwiseLowering.js';
+import { convolutionMatrixEntries, tapsToMatrix } from './depthwiseLowering.js';
 
 /** Smallest int64, the standard Slice end for "through index 0" with a negative step. */
 const INT64_MIN = -(2 ** 63);
@@ -20,11 +20,6 @@ interface ConvolutionSetup {
   outputShape: Shape;
   geometry: WindowGeometry;
   group: number;
-}
-
-/** Entries of one channel's convolution matrix: input pixels times output pixels. */
-function matrixEntries(geometry: WindowGeometry): number {
-  return geometry.inputSize[0] * geometry.inputSize[1] * geometry.outputSize[0] * geometry.outputSize[1];
 }
 
 /** Returns the batch size that formulation choices assume for `setup`, or 0 when it is unknown. */
@@ -381,7 +376,7 @@ export function convolutionGradient(context: GradientContext): (string | undefin
     const depthwise = groupInputChannels === 1 && outputChannels === setup.group;
     if (isPointwise(setup) && setup.group === 1) {
       weightGradient = pointwiseWeightGradient(builder, setup);
-    } else if (depthwise && matrixEntries(setup.geometry) <= convolutionFormulations.depthwiseMatrixMaxEntriesPerImage * expectedImages(setup, builder)) {
+    } else if (depthwise && convolutionMatrixEntries(setup.geometry) <= convolutionFormulations.depthwiseMatrixMaxEntriesPerImage * expectedImages(setup, builder)) {
       weightGradient = depthwiseMatrixWeightGradient(builder, setup);
     } else if (depthwise && convolutionFormulations.depthwiseWeightGradient === 'im2col') {
       weightGradient = depthwiseIm2colWeightGradient(builder, setup);

@@ -24,6 +24,11 @@ export interface LoweringResult {
   lowered: number;
 }
 
+/** Returns the entries of one channel's convolution matrix: input pixels times output pixels. */
+export function convolutionMatrixEntries(geometry: WindowGeometry): number {
+  return geometry.inputSize[0] * geometry.inputSize[1] * geometry.outputSize[0] * geometry.outputSize[1];
+}
+
 /**
  * Returns the 0/1 matrix S [K, P * Q] that maps the K kernel taps of one channel to its convolution
  * matrix: row k has a 1 at (p, q) when input pixel p is under tap k of the window of output pixel q.
@@ -77,8 +82,7 @@ function lowerableGeometry(node: NodeProto, shapeOf: (name: string) => Shape | u
     return undefined;
   }
   const geometry = windowGeometry(node, inputShape.slice(2), weightShape.slice(2));
-  const entries = geometry.inputSize[0] * geometry.inputSize[1] * geometry.outputSize[0] * geometry.outputSize[1];
-  return entries <= depthwiseLowering.maxMatrixEntries ? geometry : undefined;
+  return convolutionMatrixEntries(geometry) <= depthwiseLowering.maxMatrixEntries ? geometry : undefined;
 }
 
 /**
@@ -99,8 +103,8 @@ function appendLoweredConvolution(builder: GraphBuilder, node: NodeProto, geomet
   const matrixRows = builder.add('MatMul', [weightRows, tapMap], {}, { hint: `${weight}_matrix_rows`, shape: [channels, inputPixels * outputPixels] });
   const matrices = builder.reshape(matrixRows, [channels, inputPixels, outputPixels]);
 
-  // A 0 in a Reshape target copies the input's dimension, so onnxruntime still knows that the batch
-  // dimension is the same as elsewhere and keeps fusions such as Conv with a residual Add.
+  // A 0 in a Reshape target copies the input's dimension. With -1, onnxruntime's shape inference
+  // would give the batch a new symbol and skip fusions such as Conv with a residual Add.
   const inputRowsShape = builder.constantInt64([0, channels, inputPixels], [3], `${input}_rows_shape`);
   const inputRows = builder.add('Reshape', [input, inputRowsShape], {}, { hint: `${input}_rows`, shape: [builder.shape(input)[0], channels, inputPixels] });
   const inputByChannel = builder.transpose(inputRows, [1, 0, 2], `${input}_by_channel`);

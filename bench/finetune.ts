@@ -13,7 +13,7 @@ const run = promisify(execFile);
 const invertedResidualBlocks = 17;
 
 /** Alternating rounds of multitag and PyTorch per configuration. */
-const rounds = 3;
+const rounds = 5;
 
 /** One measured configuration. Its times are medians over the rounds of each round's median step. */
 export interface StepFigures {

@@ -1,13 +1,26 @@
 // Crash-safe file writing: data goes to a temporary file in the same folder, is flushed to disk, and
 // then renamed over the target, so a reader sees either the old file or the complete new one.
 import { randomBytes } from 'node:crypto';
-import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { runCritical } from './criticalSection.js';
 
 /** Returns a temporary path beside `target`, unique per call. */
 export function temporaryPathFor(target: string): string {
   return join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+/**
+ * Removes the temporary files of writeFileAtomic that a killed process left in `folder`. They never
+ * replaced a real file, so nothing is lost. It would also remove the temporary file of a writer in
+ * another process, so callers use it only on a run folder that they alone write to.
+ */
+export async function removeTemporaryFiles(folder: string): Promise<void> {
+  for (const entry of await readdir(folder)) {
+    if (entry.startsWith('.') && entry.endsWith('.tmp')) {
+      await rm(join(folder, entry), { force: true });
+    }
+  }
 }
 
 /**

@@ -6,7 +6,7 @@ import { FeatureExtractor, resolveBackbone, type ResolvedBackbone } from '../bac
 import { cutAtTensor } from '../backbone/featureGraph.js';
 import { labelMatrix, loadDataset } from '../data/dataset.js';
 import { silentLog, silentProgress, type LogCallback, type ProgressCallback } from '../events.js';
-import { writeJsonAtomic } from '../files/atomic.js';
+import { removeTemporaryFiles, writeJsonAtomic } from '../files/atomic.js';
 import type { RgbImage } from '../image/decode.js';
 import { Random } from '../image/random.js';
 import { computeMetrics, type MultiLabelMetrics } from '../metrics/index.js';
@@ -27,7 +27,7 @@ import { buildRunConfig, readRunConfig } from './runConfig.js';
 import { checkRunFolder, createRunFolder, modelMetadata, RunFolderError, runFiles, saveBestModel } from './runFolder.js';
 import { selectRows, splitValidation, tuneThresholds, type TunedThreshold } from './thresholds.js';
 import { parseUnfreeze, selectTrainable, weightedLayers } from './unfreeze.js';
-import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 
 /** Callbacks that receive the library's logs and progress. */
 export interface TrainHooks {
@@ -84,15 +84,6 @@ export async function resume(runDir: string, hooks: TrainHooks = {}, overrides: 
   }
   const options: TrainOptions = { ...config.training, ...overrides, outDir: runDir };
   return runTraining(options, hooks, { checkpoint, backboneSha256: config.backbone.sha256 });
-}
-
-/** Removes temporary files that a killed process left in a run folder; they never replaced a real file. */
-async function removeTemporaryFiles(runDir: string): Promise<void> {
-  for (const entry of await readdir(runDir)) {
-    if (entry.startsWith('.') && entry.endsWith('.tmp')) {
-      await rm(join(runDir, entry), { force: true });
-    }
-  }
 }
 
 /** Starting point of a resumed run: its checkpoint, if any, and the SHA-256 of the backbone it was trained with. */

@@ -225,6 +225,20 @@ test('resume of a finished run trains nothing', async () => {
   assert.equal(await readFile(path.join(runDir, 'log.csv'), 'utf8'), logBefore, 'log.csv is unchanged');
 });
 
+test('resume completes a killed report', async () => {
+  // As if the process was killed while writing grid.png: the temporary file is left and grid.png is gone.
+  const temporary = path.join(runDir, '.grid.png.4553.d1932b9a.tmp');
+  await writeFile(temporary, 'half of a picture');
+  await rm(path.join(runDir, 'grid.png'), { force: true });
+
+  const outcome = await runCli(['train', '--resume', runDir, '--threads', '2']);
+
+  assert.equal(outcome.code, 0, outcome.stderr);
+  const files = await readdir(runDir);
+  assert.deepEqual(files.filter((entry) => entry.endsWith('.tmp')), []);
+  assert.ok(files.includes('grid.png'), `files: ${files.join(', ')}`);
+});
+
 test('resume keeps --no-report', async () => {
   const quietRun = path.join(tempDir, 'quiet-run');
   const trainArguments = ['--data', dataDir, '--backbone', sharedBackbone, '--mean', '0.5', '--std', '0.5', '--epochs', '1', '--batch-size', '16', '--no-finetune'];

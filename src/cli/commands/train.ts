@@ -17,6 +17,7 @@ import { integerOption, numberOption, positiveNumberOption } from '../options.js
 import type { Terminal } from '../terminal.js';
 import { fileSystemProblem } from '../userErrors.js';
 import { whenNoCriticalWork } from '../../files/criticalSection.js';
+import { removeTemporaryFiles } from '../../files/atomic.js';
 
 interface TrainFlags {
   data?: string;
@@ -108,11 +109,14 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
         const writeReport = flags.report && stored.training.callerSettings?.report !== false;
 
         // metrics.json is the last file training writes, so a run that has it needs at most its report.
+        // A process killed while writing the report leaves a temporary file and some report files missing.
         const finished = await readRunMetrics(runDir);
         if (finished.length > 0) {
           log('info', `${runDir} finished training already, so nothing is resumed. Train into a new --out folder to train again.`);
           process.stdout.write(finished.map((stored) => metricsTable(stored.metrics, `Test metrics of the best model (${stored.title}):`)).join('\n'));
-          if (writeReport && !(await exists(join(runDir, reportFiles.report)))) {
+          await removeTemporaryFiles(runDir);
+          const reportPresent = await Promise.all(Object.values(reportFiles).map((file) => exists(join(runDir, file))));
+          if (writeReport && reportPresent.includes(false)) {
             await writeTrainingReport(runDir, { log, onProgress });
           }
           return;

@@ -208,8 +208,12 @@ async function runTraining(options: TrainOptions, hooks: TrainHooks, resuming: R
       augmentRandom,
       cacheViews: options.cacheViews,
     });
-    // Cached views come from the seed's augmentation stream, so a resumed run recomputes the same ones.
-    await adaptationRunner.prepare(onProgress);
+    // Cached views serve only the adaptation phase. They come from the seed's augmentation stream, so a
+    // run resumed in that phase recomputes the same ones. A run resumed in fine-tuning does not need them.
+    const resumeInFinetuning = checkpoint?.state.phase === 'finetuning';
+    if (!resumeInFinetuning) {
+      await adaptationRunner.prepare(onProgress);
+    }
 
     const thresholds = labels.map(() => 0.5);
     const csvLogger = new CsvLogger(join(options.outDir, runFiles.log), checkpoint ? await readRecords(options.outDir, checkpoint.state.epoch) : []);
@@ -259,7 +263,6 @@ async function runTraining(options: TrainOptions, hooks: TrainHooks, resuming: R
       log('info', `resuming after epoch ${checkpoint.state.epoch} (${checkpoint.state.phase})`);
     };
 
-    const resumeInFinetuning = checkpoint?.state.phase === 'finetuning';
     if (resumeInFinetuning) {
       adaptationEpochs = checkpoint!.state.adaptationEpochs ?? 0;
     } else {

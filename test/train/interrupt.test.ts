@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { readCheckpoint } from '../../src/train/checkpoint.js';
+import { resume } from '../../src/train/train.js';
 import { csvToRecords } from '../../src/train/record.js';
 import { makeMimlSubset, repoRoot, sharedBackbone } from './mimlSubset.js';
 
@@ -74,4 +75,24 @@ test('Ctrl-C after an epoch line keeps that epoch', { timeout: 5 * 60 * 1000 }, 
   const records = csvToRecords(await readFile(path.join(runDir, 'log.csv'), 'utf8'));
   assert.deepEqual(records[0], keptRecords[0], 'the kept epoch is unchanged after resuming');
   assert.ok(records.length > checkpoint.state.epoch, `training went on after epoch ${checkpoint.state.epoch}`);
+});
+
+test('resume in fine-tuning skips cached views', { timeout: 5 * 60 * 1000 }, async () => {
+  const runDir = path.join(workDir, 'finetune-run');
+  const args = ['train', '--data', dataDir, '--backbone', sharedBackbone, '--mean', '0.5', '--std', '0.5', '--out', runDir];
+  args.push('--epochs', '2', '--cache-views', '1', '--finetune-epochs', '3', '--unfreeze', 'last:2', '--batch-size', '16', '--threads', '1', '--seed', '7', '--no-report');
+
+  const interrupted = await runAndInterrupt(args, /epoch \d+ \(finetuning 1\)/);
+  assert.ok(interrupted.signalled, `the fine-tuning epoch line never appeared:\n${interrupted.stderr}`);
+  assert.equal(interrupted.code, 130, `exit code; stderr:\n${interrupted.stderr}`);
+  const checkpoint = await readCheckpoint(path.join(runDir, 'checkpoint.safetensors'));
+  assert.equal(checkpoint.state.phase, 'finetuning');
+
+  // The cached views serve only the adaptation phase, which this run has finished.
+  const tasks = new Set<string>();
+  const result = await resume(runDir, { onProgress: (progress) => tasks.add(progress.task) });
+
+  assert.ok(result.records.length > checkpoint.state.epoch, `training went on after epoch ${checkpoint.state.epoch}`);
+  assert.deepEqual([...tasks].filter((task) => task.startsWith('augmented view')), []);
+  assert.ok(tasks.size > 0, 'progress was reported at all');
 });

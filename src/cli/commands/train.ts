@@ -112,11 +112,17 @@ export function addTrainCommand(program: Command, terminal: () => Terminal): voi
         // A process killed while writing the report leaves a temporary file and some report files missing.
         const finished = await readRunMetrics(runDir);
         if (finished.length > 0) {
-          log('info', `${runDir} finished training already, so nothing is resumed. Train into a new --out folder to train again.`);
-          process.stdout.write(finished.map((stored) => metricsTable(stored.metrics, `Test metrics of the best model (${stored.title}):`)).join('\n'));
           await removeTemporaryFiles(runDir);
           const reportPresent = await Promise.all(Object.values(reportFiles).map((file) => exists(join(runDir, file))));
-          if (writeReport && reportPresent.includes(false)) {
+          const reportMissing = writeReport && reportPresent.includes(false);
+          log(
+            'info',
+            reportMissing
+              ? `${runDir} finished training already, so only its missing report files are written.`
+              : `${runDir} finished training already, so nothing is resumed. Train into a new --out folder to train again.`,
+          );
+          process.stdout.write(finished.map((stored) => metricsTable(stored.metrics, `Test metrics of the best model (${stored.title}):`)).join('\n'));
+          if (reportMissing) {
             await writeTrainingReport(runDir, { log, onProgress });
           }
           return;

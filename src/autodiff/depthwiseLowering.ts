@@ -11,7 +11,7 @@ import { type WindowGeometry, windowGeometry } from './windowGeometry.js';
 /**
  * Largest product of input and output pixels of a depthwise Conv that is lowered to a MatMul. The
  * convolution matrix has that many entries per channel. On 2 cores, MobileNetV2's 7x7 layers (2401)
- * ran 2 to 4 times faster as MatMuls at batches 8 to 32. Its stride-2 layer from 14x14 to 7x7 (9604)
+ * ran 2 to 5 times faster as MatMuls at batches 8 to 32. Its stride-2 layer from 14x14 to 7x7 (9604)
  * ran no faster, and a stride-1 14x14 layer (38416) ran slower. 0 turns the lowering off.
  */
 export const depthwiseLowering = { maxMatrixEntries: 2401 };
@@ -100,18 +100,18 @@ function appendLoweredConvolution(builder: GraphBuilder, node: NodeProto, geomet
 
   const tapMap = builder.constantFloat(tapsToMatrix(geometry), [taps, inputPixels * outputPixels], `${weight}_taps_to_matrix`);
   const weightRows = builder.reshape(weight, [channels, taps]);
-  const matrixRows = builder.add('MatMul', [weightRows, tapMap], {}, { hint: `${weight}_matrix_rows`, shape: [channels, inputPixels * outputPixels] });
+  const matrixRows = builder.add('MatMul', [weightRows, tapMap], {}, { hint: `${weight}_matrix_rows` });
   const matrices = builder.reshape(matrixRows, [channels, inputPixels, outputPixels]);
 
   // A 0 in a Reshape target copies the input's dimension. With -1, onnxruntime's shape inference
   // would give the batch a new symbol and skip fusions such as Conv with a residual Add.
   const inputRowsShape = builder.constantInt64([0, channels, inputPixels], [3], `${input}_rows_shape`);
-  const inputRows = builder.add('Reshape', [input, inputRowsShape], {}, { hint: `${input}_rows`, shape: [builder.shape(input)[0], channels, inputPixels] });
+  const inputRows = builder.add('Reshape', [input, inputRowsShape], {}, { hint: `${input}_rows` });
   const inputByChannel = builder.transpose(inputRows, [1, 0, 2], `${input}_by_channel`);
-  let outputByChannel = builder.add('MatMul', [inputByChannel, matrices], {}, { hint: `${output}_by_channel`, shape: [channels, -1, outputPixels] });
+  let outputByChannel = builder.add('MatMul', [inputByChannel, matrices], {}, { hint: `${output}_by_channel` });
   if (bias) {
     const biasColumn = builder.reshape(bias, [channels, 1, 1]);
-    outputByChannel = builder.add('Add', [outputByChannel, biasColumn], {}, { hint: `${output}_with_bias`, shape: [channels, -1, outputPixels] });
+    outputByChannel = builder.add('Add', [outputByChannel, biasColumn], {}, { hint: `${output}_with_bias` });
   }
   const outputRows = builder.transpose(outputByChannel, [1, 0, 2], `${output}_rows`);
 
@@ -121,8 +121,9 @@ function appendLoweredConvolution(builder: GraphBuilder, node: NodeProto, geomet
 
 /**
  * Rewrites every depthwise Conv whose weight is in `trainable` and whose convolution matrix has at
- * most depthwiseLowering.maxMatrixEntries entries per channel; other nodes pass through unchanged.
- * Frozen depthwise Convs keep their Conv form, because onnxruntime runs those with a fast kernel.
+ * most depthwiseLowering.maxMatrixEntries entries per channel. Other nodes pass through unchanged, and
+ * frozen depthwise Convs keep their Conv form, because onnxruntime runs those with a fast kernel. The
+ * new tensors get no recorded shapes, so callers infer shapes again on the result.
  *
  * @param nodes forward nodes in topological order
  * @param shapes static shapes of the forward tensors, from inferShapes

@@ -36,7 +36,7 @@ export interface TrainingGraphSpec {
   batchSize?: number;
   /**
    * Images per run that a dynamic-batch graph is built for, such as the micro-batch size. Some
-   * gradient formulations are faster only for large enough batches; the shapes stay dynamic.
+   * gradient formulations are faster only for large enough batches. The shapes stay dynamic.
    */
   expectedBatchSize?: number;
 }

@@ -10,14 +10,19 @@ export function temporaryPathFor(target: string): string {
   return join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
 }
 
+/** Returns whether a file name has the form of temporaryPathFor's names: a hidden file ending in .tmp. */
+export function isTemporaryFileName(name: string): boolean {
+  return name.startsWith('.') && name.endsWith('.tmp');
+}
+
 /**
  * Removes the temporary files of writeFileAtomic that a killed process left in `folder`. They never
- * replaced a real file, so nothing is lost. It would also remove the temporary file of a writer in
- * another process, so callers use it only on a run folder that they alone write to.
+ * replaced a real file, so nothing is lost. A writer in another process would lose its temporary file
+ * too, so pass only a folder that no other process writes to, such as a run folder being resumed.
  */
 export async function removeTemporaryFiles(folder: string): Promise<void> {
   for (const entry of await readdir(folder)) {
-    if (entry.startsWith('.') && entry.endsWith('.tmp')) {
+    if (isTemporaryFileName(entry)) {
       await rm(join(folder, entry), { force: true });
     }
   }

@@ -3,7 +3,7 @@
 import { mkdir, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeFileAtomic } from '../files/atomic.js';
+import { isTemporaryFileName, writeFileAtomic } from '../files/atomic.js';
 import { readModelMetadata, RunFolderError, runFiles, type ModelMetadata } from '../train/runFolder.js';
 
 /** Names of the files in an export folder. */
@@ -177,7 +177,7 @@ them onnxruntime-web runs on one thread.
  * files all have export names and include the model or its metadata.
  */
 async function checkExportFolder(outDir: string): Promise<void> {
-  const entries = (await readdir(outDir)).filter((entry) => !(entry.startsWith('.') && entry.endsWith('.tmp')));
+  const entries = (await readdir(outDir)).filter((entry) => !isTemporaryFileName(entry));
   const exportNames = new Set<string>(Object.values(exportFiles));
   const onlyExportFiles = entries.every((entry) => exportNames.has(entry));
   const hasModel = entries.includes(exportFiles.model) || entries.includes(exportFiles.metadata);

@@ -497,7 +497,7 @@ describe('depthwise convolution formulations', () => {
     }
   }
 
-  // The Conv gradient rules support dilation 1 only; a lowered Conv has no such limit.
+  // The Conv gradient rules support dilation 1 only, while a lowered Conv has no such limit.
   const undilatedCases = depthwiseCases.filter((ruleCase) => !ruleCase.name.includes('dilation'));
   for (const variant of variants) {
     for (const [caseIndex, ruleCase] of undilatedCases.entries()) {
